@@ -1,0 +1,34 @@
+# Family Story: `make run` (the whole platform, demo data) and `make test` (every test).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+PKGS   := chassis gateway $(wildcard services/*)
+
+.PHONY: venv run test unit bench lint clean
+
+$(VENV)/.installed: Makefile requirements-dev.txt $(foreach p,$(PKGS),$(p)/pyproject.toml)
+	@command -v $(PYTHON) >/dev/null || { echo "Family Story needs Python 3.11 ($(PYTHON)); set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(foreach p,$(PKGS),-e ./$(p)) -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(BIN)/python deploy/local/run.py
+
+test: venv
+	$(BIN)/python -m pytest
+
+unit: venv
+	$(BIN)/python -m pytest -m "not integration and not e2e"
+
+bench: venv
+	$(BIN)/python tests/bench/bench.py
+
+lint: venv
+	$(BIN)/ruff check chassis gateway services tests deploy
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,67 @@
+"""pytest plugin shared by every test folder (``pytest_plugins = ["chassis.testing"]``).
+
+Session fixtures start real servers for the run and stop them after: a fresh
+in-memory SecantusDB (MongoDB wire protocol) and a fresh RabbitMQ virtual
+host. Nothing here touches the data of ``make run``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .devservers import create_vhost, delete_vhost, ensure_rabbitmq, free_port, start_mongo_compatible
+from .tokens import TokenMinter, generate_key, jwks_of, load_signing_keys
+
+BASE_AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("family-story-run")
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(run_dir):
+    """A fresh SecantusDB server for this test run (``:memory:``)."""
+    port = free_port()
+    proc = start_mongo_compatible(port, ":memory:", run_dir / "logs" / "secantus.log")
+    yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def amqp_uri():
+    """A RabbitMQ virtual host of this run's own, deleted after it."""
+    ensure_rabbitmq(BASE_AMQP_URI)
+    vhost = f"fs-test-{uuid.uuid4().hex[:10]}"
+    uri = create_vhost(BASE_AMQP_URI, vhost)
+    yield uri
+    delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+def signing_keys(run_dir):
+    keys_dir = run_dir / "keys"
+    generate_key(keys_dir, "test-key-1")
+    return load_signing_keys(keys_dir)
+
+
+@pytest.fixture(scope="session")
+def jwks_path(run_dir, signing_keys) -> str:
+    path = run_dir / "jwks.json"
+    path.write_text(json.dumps(jwks_of(signing_keys)))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def minter(signing_keys) -> TokenMinter:
+    return TokenMinter(signing_keys, issuer="family-story-gateway")
+
+
+def unique_db(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
