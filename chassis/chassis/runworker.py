@@ -1,4 +1,6 @@
-"""Run a service's nameko worker: ``python -m chassis.runworker <module>:<Class> [run|declare]``.
+"""Run a service's nameko worker: ``python -m chassis.runworker <module>:<Class or factory> [run|declare]``.
+
+A factory is called with the service's ``Settings`` and returns the worker class.
 
 ``declare`` declares the worker's queues and bindings and exits (deployment runs
 it before any publisher starts); ``run`` declares them and serves until
@@ -29,9 +31,11 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     target, command = argv[0], (argv[1] if len(argv) > 1 else "run")
-    module_name, _, class_name = target.partition(":")
-    worker_cls = getattr(importlib.import_module(module_name), class_name)
-    settings = Settings.from_env(worker_cls.name)
+    module_name, _, attr = target.partition(":")
+    found = getattr(importlib.import_module(module_name), attr)
+    settings = Settings.from_env(module_name.split(".")[0])
+    # a class is the worker; a function builds it from the settings (handlers chosen by configuration)
+    worker_cls = found if isinstance(found, type) else found(settings)
     configure_logging(settings.log_level, settings.service_name + "-worker")
     queues = declare_topology(settings.amqp_uri, worker_cls)
     log.info("declared %d handler queues", len(queues))
