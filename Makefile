@@ -25,6 +25,7 @@ unit: venv
 	$(BIN)/python -m pytest -m "not integration and not e2e"
 
 bench: venv
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null; } || echo "wrk/nginx could not be installed: using the Python load generator and skipping the nginx comparison"
 	$(BIN)/python tests/bench/bench.py
 
 lint: venv
