@@ -13,4 +13,5 @@ def check():
     if not ping(db):
         return problem_response(503, "The service cannot reach its database.")
     settings = resource("settings")
-    return {"status": "ok", "service": settings.service_name}, 200
+    # explicit content type: contracts declare both JSON and problem+json answers
+    return {"status": "ok", "service": settings.service_name}, 200, {"Content-Type": "application/json"}

@@ -132,9 +132,15 @@ def _unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     return problem_response(500, "Something went wrong on our side; nothing was changed by it.")
 
 
+def _not_utf8(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    # connexion decodes JSON bodies without catching UnicodeDecodeError: that is bad input, not a 500
+    return problem_response(400, "The request body is not valid UTF-8 JSON.")
+
+
 def install_error_handlers(app) -> None:
     """Route every error of a connexion app to a problem document."""
     app.add_error_handler(DomainError, _domain_error)
+    app.add_error_handler(UnicodeDecodeError, _not_utf8)
     app.add_error_handler(ProblemException, _connexion_problem)
     app.add_error_handler(StarletteHTTPException, _http_exception)
     for status in (400, 401, 403, 404, 405, 406, 413, 415):

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from chassis.web import caller, resource
+from flask import Response
 
 from .domain import CaseDirectory
-from .schemas import case_member_out, case_out, case_role_out, membership_out, my_case_out, person_out
+from .schemas import (
+    case_member_out,
+    case_out,
+    case_role_out,
+    membership_out,
+    my_case_out,
+    person_out,
+)
 
 
 def _directory() -> CaseDirectory:
     return resource("directory")
+
+
+JSON = {"Content-Type": "application/json"}  # operations also declare problem+json: name the one we send
 
 
 def _created(created: bool) -> int:
@@ -18,36 +29,38 @@ def _created(created: bool) -> int:
 
 def put_person(person_id: str, body: dict):
     person, created = _directory().put_person(caller(), person_id, body["display_name"], body["kind"])
-    return person_out.dump(person), _created(created)
+    return person_out.dump(person), _created(created), JSON
 
 
 def get_person(person_id: str):
-    return person_out.dump(_directory().get_person(caller(), person_id)), 200
+    return person_out.dump(_directory().get_person(caller(), person_id)), 200, JSON
 
 
 def get_memberships(person_id: str):
-    return {"items": case_role_out.dump(_directory().memberships(caller(), person_id))}, 200
+    return {"items": case_role_out.dump(_directory().memberships(caller(), person_id))}, 200, JSON
 
 
 def put_case(case_id: str, body: dict):
     case, created = _directory().put_case(caller(), case_id, body["reference"], body["title"])
-    return case_out.dump(case), _created(created)
+    return case_out.dump(case), _created(created), JSON
 
 
 def get_case(case_id: str):
     case, members = _directory().get_case(caller(), case_id)
-    return {**case_out.dump(case), "members": case_member_out.dump(members, many=True)}, 200
+    return {**case_out.dump(case), "members": case_member_out.dump(members, many=True)}, 200, JSON
 
 
 def put_member(case_id: str, person_id: str, body: dict):
     membership, created = _directory().put_member(caller(), case_id, person_id, body["role"])
-    return membership_out.dump(membership), _created(created)
+    return membership_out.dump(membership), _created(created), JSON
 
 
 def remove_member(case_id: str, person_id: str):
     _directory().remove_member(caller(), case_id, person_id)
-    return None, 204
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # no body, so no content type
+    return response
 
 
 def my_cases():
-    return {"items": my_case_out.dump(_directory().my_cases(caller()))}, 200
+    return {"items": my_case_out.dump(_directory().my_cases(caller()))}, 200, JSON

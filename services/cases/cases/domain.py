@@ -9,9 +9,10 @@ audited, refusals included.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from chassis.identity import Identity
 from chassis.problems import Conflict, DomainError, Forbidden, NotFound, Unprocessable
@@ -197,7 +198,7 @@ def _fit(title: str) -> str:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --- use cases -------------------------------------------------------------------

@@ -8,18 +8,18 @@ indexes are compound: ``(council_id, person_id)``, ``(council_id, case_id)``,
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
-
-from pymongo import ASCENDING, MongoClient
-from pymongo.client_session import ClientSession
-from pymongo.database import Database
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from chassis.audit import AuditTrail
 from chassis.identity import Identity
 from chassis.mongo import in_transaction
 from chassis.outbox import Outbox
 from chassis.problems import NotFound
+from pymongo import ASCENDING, MongoClient
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
 
 from .domain import Case, CaseMember, CaseStore, Membership, MyCase, Person, UnitOfWork
 
@@ -30,11 +30,11 @@ LIST_LIMIT = 1000  # the contract's maxItems on every list
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class MongoUnitOfWork(UnitOfWork):
-    def __init__(self, store: "MongoCaseStore", who: Identity, session: ClientSession | None):
+    def __init__(self, store: MongoCaseStore, who: Identity, session: ClientSession | None):
         if who.council_id is None:
             raise NotFound("Nothing here belongs to a council-less caller.")
         self.council_id = who.council_id
@@ -88,7 +88,7 @@ class MongoUnitOfWork(UnitOfWork):
 
     # writes ------------------------------------------------------------------------
     def put_person(self, person: Person) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.people.update_one(
             self._key(person_id=person.person_id),
             {"$set": {"display_name": person.display_name, "kind": person.kind, "updated_at": now},
@@ -97,7 +97,7 @@ class MongoUnitOfWork(UnitOfWork):
         )
 
     def put_case(self, case: Case) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.cases.update_one(
             self._key(case_id=case.case_id),
             {"$set": {"reference": case.reference, "title": case.title, "updated_at": now},
@@ -106,7 +106,7 @@ class MongoUnitOfWork(UnitOfWork):
         )
 
     def put_membership(self, membership: Membership) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.memberships.update_one(
             self._key(case_id=membership.case_id, person_id=membership.person_id),
             {"$set": {"role": membership.role, "updated_at": now}, "$setOnInsert": {"added_at": now}},

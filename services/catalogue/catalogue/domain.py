@@ -22,13 +22,12 @@ import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-
 from chassis.identity import AUDIENCES, Identity
 from chassis.problems import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 
@@ -286,7 +285,7 @@ def may_see_council(who: Identity, council_id: str) -> bool:
 
 def now() -> datetime:
     """UTC, to the millisecond (what MongoDB keeps), so what a write answers equals what a read gives."""
-    t = datetime.now(timezone.utc)
+    t = datetime.now(UTC)
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 

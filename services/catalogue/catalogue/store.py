@@ -13,16 +13,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
-from pymongo.client_session import ClientSession
-from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
-
 from chassis.audit import AuditTrail
 from chassis.identity import Identity
 from chassis.mongo import in_transaction
 from chassis.outbox import Outbox
 from chassis.problems import Conflict
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from . import schemas
 from .domain import (
