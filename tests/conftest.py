@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT / "deploy" / "local"))
 
 from fsclient import FamilyStoryClient  # noqa: E402
 from platform_runner import Platform, PlatformConfig  # noqa: E402
-from world import Case, Person, World, seed, with_platform_people  # noqa: E402
+from world import FIRST_PARTY_TOOLS, Case, Person, World, seed, with_platform_people  # noqa: E402
 
 A, B = "council-a", "council-b"
 COUNCILS = {A: "Council A", B: "Council B"}
@@ -45,9 +45,10 @@ CASES = [
 
 
 def e2e_world() -> World:
-    # council A starts with nothing switched on: the tests switch the timeline on themselves
+    # council A starts with nothing switched on: each tool's tests switch it on themselves;
+    # council B has every tool on, to show that A's switches never affect B
     return World(COUNCILS, with_platform_people(COUNCILS, PEOPLE), CASES,
-                 {B: {"timeline": ["families", "young_people", "staff"]}})
+                 {B: {tool: ["families", "young_people", "staff"] for tool in FIRST_PARTY_TOOLS}})
 
 
 @pytest.fixture(scope="session")

@@ -28,12 +28,41 @@ class ServiceSpec:
     worker: str | None
 
 
-SERVICES = (
+PLATFORM_SERVICES = (
     ServiceSpec("catalogue", "catalogue.app:create_app()", "catalogue.worker:CatalogueWorker"),
     ServiceSpec("cases", "cases.app:create_app()", "cases.worker:CasesWorker"),
-    ServiceSpec("timeline", "timeline.app:create_app()", "timeline.worker:build_worker"),
 )
 GATEWAY = ServiceSpec("gateway", "gateway.app:create_app()", None)
+
+
+def tool_manifests() -> dict[str, dict]:
+    """Every first-party tool in this repository: a service folder with a manifest."""
+    found = {}
+    for path in sorted((ROOT / "services").glob("*/manifest.json")):
+        manifest = json.loads(path.read_text())
+        found[manifest["id"]] = manifest
+    return found
+
+
+def tool_services() -> tuple[ServiceSpec, ...]:
+    specs = []
+    for tool_id in tool_manifests():
+        worker = "timeline.worker:build_worker" if tool_id == "timeline" else \
+            f"{tool_id}.worker:{tool_id.capitalize()}Worker"
+        specs.append(ServiceSpec(tool_id, f"{tool_id}.app:create_app()", worker))
+    return tuple(specs)
+
+
+def story_sources() -> str:
+    """The events the timeline turns into entries: the case directory's and every tool's."""
+    sources = ["cases.member_added", "cases.member_removed"]
+    for tool_id, manifest in tool_manifests().items():
+        if tool_id != "timeline":
+            sources += [e for e in manifest["events"]["publishes"] if e not in sources]
+    return ",".join(sources)
+
+
+SERVICES = PLATFORM_SERVICES + tool_services()
 
 
 @dataclass
@@ -92,6 +121,7 @@ class Platform:
             DEMO_PEOPLE_FILE=str(self.config.people_file),
             ADVERTISE_URL=self.url(name),
             PYTHONUNBUFFERED="1",
+            TIMELINE_STORY_SOURCES=story_sources(),
         )
         env.update(self.config.extra_env)
         return env

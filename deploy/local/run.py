@@ -32,7 +32,8 @@ def main() -> int:
         mongo_uri=os.environ.get("MONGO_URI") or None,
         mongo_storage=str(var / "mongo"),
         gateway_port=int(os.environ.get("GATEWAY_PORT", "8080")),
-        service_ports={"catalogue": 8101, "cases": 8102, "timeline": 8103},
+        service_ports={"catalogue": 8101, "cases": 8102, "timeline": 8103, "documents": 8104,
+                       "messaging": 8105, "referrals": 8106, "plans": 8107},
         web_concurrency=int(os.environ.get("WEB_CONCURRENCY", "2")),
     )
     platform = Platform(config)

@@ -11,7 +11,7 @@ from pathlib import Path
 from fsclient import FamilyStoryClient, Session
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_PARTY_TOOLS = ("timeline",)
+FIRST_PARTY_TOOLS = tuple(p.parent.name for p in sorted((ROOT / "services").glob("*/manifest.json")))
 
 
 def manifest(tool_id: str) -> dict:
