@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     target, command = argv[0], (argv[1] if len(argv) > 1 else "run")
     module_name, _, attr = target.partition(":")
     found = getattr(importlib.import_module(module_name), attr)
-    settings = Settings.from_env(module_name.split(".")[0])
+    settings = Settings.from_env(found.name if isinstance(found, type) else module_name.split(".")[0])
     # a class is the worker; a function builds it from the settings (handlers chosen by configuration)
     worker_cls = found if isinstance(found, type) else found(settings)
     configure_logging(settings.log_level, settings.service_name + "-worker")
