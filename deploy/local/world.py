@@ -5,13 +5,15 @@ and how to put it into a running platform through the gateway's APIs only
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fsclient import FamilyStoryClient, Session
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_PARTY_TOOLS = tuple(p.parent.name for p in sorted((ROOT / "services").glob("*/manifest.json")))
+FIRST_PARTY_TOOLS = tuple(p.parent.name for p in sorted((ROOT / "services").glob("*/manifest.json"))
+                          if not os.environ.get("FS_TOOLS") or p.parent.name in os.environ["FS_TOOLS"].split(","))
 
 
 def manifest(tool_id: str) -> dict:

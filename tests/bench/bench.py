@@ -166,7 +166,7 @@ def event_latency_benchmark(platform: Platform, client: FamilyStoryClient, sampl
         backoffice.ok("PUT", f"/api/cases/people/{pid}", json={"display_name": name, "kind": "family"})
         start = time.perf_counter()
         backoffice.ok("PUT", f"/api/cases/cases/{CASE}/members/{pid}", json={"role": "carer"})
-        title = f"{name} joined the case as carer"
+        title = f"{name} joined the case as a carer"
         deadline = start + 10
         while time.perf_counter() < deadline:
             items = worker.ok("GET", path, params={"limit": 5}).json()["items"]

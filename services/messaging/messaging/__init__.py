@@ -1,0 +1,1 @@
+"""Family Story messaging: two-way threads between a family and its workers."""
