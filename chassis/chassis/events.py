@@ -20,11 +20,13 @@ same transaction as the effect, so an event takes effect at most once.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from kombu import Connection, Exchange, Queue
+from kombu import Connection, Exchange, Queue, binding
 from nameko.events import EventHandler
 from nameko.messaging import Consumer
 from pymongo import MongoClient
@@ -205,10 +207,11 @@ class BroadcastListener:
         self._thread.join(timeout)
 
     def _queues(self) -> list[Queue]:
-        return [
-            Queue("", exchange=event_exchange(source), routing_key=event_type, exclusive=True, auto_delete=True)
-            for source, event_type in self.bindings
-        ]
+        # one named queue carrying every binding: kombu keys consumers by queue name, so several
+        # server-named ("") queues in one consumer would leave all but the last unconsumed
+        bindings = [binding(event_exchange(source), routing_key=event_type) for source, event_type in self.bindings]
+        name = f"{self.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        return [Queue(name, bindings=bindings, exclusive=True, auto_delete=True, durable=False)]
 
     def _handle(self, body, message) -> None:
         try:

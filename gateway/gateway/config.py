@@ -44,7 +44,7 @@ class GatewayConfig:
     listen_to_events: bool
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "GatewayConfig":
+    def from_settings(cls, settings: Settings) -> GatewayConfig:
         get = settings.get
         return cls(
             keys_dir=Path(get("GATEWAY_KEYS_DIR") or "var/gateway-keys"),

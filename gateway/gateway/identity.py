@@ -62,7 +62,7 @@ class Principal:
         }
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> "Principal":
+    def from_doc(cls, doc: dict[str, Any]) -> Principal:
         kind = str(doc["kind"])
         if kind not in KINDS:
             raise ValueError(f"unknown person kind {kind!r}")
@@ -99,7 +99,7 @@ class DemoIdentityProvider(IdentityProvider):
         self._by_login = {p.login: p for p in people if p.login}
 
     @classmethod
-    def from_file(cls, path: str) -> "DemoIdentityProvider":
+    def from_file(cls, path: str) -> DemoIdentityProvider:
         if not path:
             log.warning("DEMO_PEOPLE_FILE is not set: the demo identity provider knows nobody")
             return cls([])

@@ -14,9 +14,9 @@ import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from .identity import Principal
 
@@ -64,7 +64,7 @@ class MongoSessionStore(SessionStore):
         await self.collection.insert_one({
             "_id": digest,
             "principal": record.principal.to_doc(),
-            "created_at": datetime.now(timezone.utc),
+            "created_at": datetime.now(UTC),
             "expires_at": record.expires_at,
         })
 
@@ -74,7 +74,7 @@ class MongoSessionStore(SessionStore):
             return None
         expires_at = doc["expires_at"]
         if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=timezone.utc)
+            expires_at = expires_at.replace(tzinfo=UTC)
         return SessionRecord(Principal.from_doc(doc["principal"]), expires_at)
 
     async def delete(self, digest: str) -> None:
@@ -104,7 +104,7 @@ class Sessions:
 
     async def open(self, principal: Principal) -> tuple[str, datetime]:
         token = secrets.token_urlsafe(32)
-        expires_at = datetime.fromtimestamp(self.clock(), timezone.utc) + timedelta(seconds=self.ttl_seconds)
+        expires_at = datetime.fromtimestamp(self.clock(), UTC) + timedelta(seconds=self.ttl_seconds)
         await self.store.save(token_digest(token), SessionRecord(principal, expires_at))
         return token, expires_at
 
