@@ -49,8 +49,9 @@ CASES = [
 ]
 
 ENABLED = {
-    KC: {"timeline": ["families", "young_people", "staff"]},
-    WM: {"timeline": ["staff"]},
+    KC: {tool: ["families", "young_people", "staff"]
+         for tool in ("timeline", "documents", "messaging", "referrals", "plans")},
+    WM: {"timeline": ["staff"], "messaging": ["families", "staff"]},
     HF: {},
 }
 
@@ -63,7 +64,7 @@ WHO_IS_WHO = {
     "daniel.reed": "team manager, Okafor family",
     "helen.ward": "council administrator, Kensington and Chelsea",
     "aisha.khan": "care leaver, 18, pathway plan",
-    "chris.evans": "parent, Westminster (timeline on for staff only)",
+    "chris.evans": "parent, Westminster (messaging on; timeline for staff only)",
     "tom.bennett": "social worker, Westminster",
     "kim.ford": "parent, Hammersmith and Fulham (no tools switched on)",
     "operator": "platform operator",
@@ -133,3 +134,78 @@ def seed_story(client: FamilyStoryClient) -> int:
             sam.ok("POST", f"{path}/{created['entry_id']}/comments",
                    json={"body": "We are happy to do this. Can it be in the evenings because of work?"})
     return made
+
+
+def _tool_on(tool: str) -> bool:
+    from world import FIRST_PARTY_TOOLS
+
+    return tool in FIRST_PARTY_TOOLS
+
+
+def seed_messages(client: FamilyStoryClient) -> int:
+    """Sam and Priya talk about contact; Grace asks about school. Skipped if already there."""
+    if not _tool_on("messaging"):
+        return 0
+    sam, priya, grace = (client.sign_in(x) for x in ("sam.okafor", "priya.shah", "grace.mensah"))
+    threads = "/api/tools/messaging/cases/kc-okafor/threads"
+    if priya.ok("GET", threads).json()["items"]:
+        return 0
+    t1 = sam.ok("POST", threads, json={
+        "subject": "Contact on Saturday", "participants": ["kc-priya-shah"],
+        "body": "Hi Priya, can we move Saturday's contact with Maya to the afternoon? Jordan is working until 12."}
+    ).json()
+    priya.ok("POST", f"{threads}/{t1['thread_id']}/read", json={})
+    priya.ok("POST", f"{threads}/{t1['thread_id']}/messages", json={
+        "body": "Hi Sam, yes, 2pm at the family centre works. I will let Grace know."})
+    sam.ok("POST", f"{threads}/{t1['thread_id']}/messages", json={"body": "Thank you. Maya will be pleased."})
+    t2 = grace.ok("POST", threads, json={
+        "subject": "Maya's school trip", "participants": ["kc-priya-shah"],
+        "body": "The school wants a signed form for the museum trip. Can I sign it, or does it need Sam?"}).json()
+    return 2 + (1 if t2 else 0)
+
+
+def seed_plans(client: FamilyStoryClient) -> int:
+    """Aisha's pathway plan, published, with her comment and agreement."""
+    if not _tool_on("plans"):
+        return 0
+    ben, aisha = client.sign_in("ben.adeyemi"), client.sign_in("aisha.khan")
+    plans = "/api/tools/plans/cases/kc-aisha-pathway/plans"
+    if ben.ok("GET", plans).json()["items"]:
+        return 0
+    plan = ben.ok("POST", plans, json={
+        "kind": "pathway", "title": "Aisha's pathway plan", "subject_person_id": "kc-aisha-khan",
+        "review_due": (datetime.now(timezone.utc) + timedelta(days=90)).date().isoformat(),
+        "sections": [
+            {"area": "accommodation", "goals": [{
+                "title": "Move into my own flat", "description": "A one-bedroom flat near college.",
+                "actions": [{"what": "Apply to the council's housing register", "who": {"role": "Personal adviser"},
+                             "by_when": (datetime.now(timezone.utc) + timedelta(days=30)).date().isoformat()},
+                            {"what": "Do the independent living course", "who": {"person_id": "kc-aisha-khan"},
+                             "by_when": (datetime.now(timezone.utc) + timedelta(days=60)).date().isoformat()}]}]},
+            {"area": "education_training_employment", "goals": [{
+                "title": "Finish my level 3 in health and social care", "actions": []}]},
+            {"area": "money", "goals": [{"title": "Set up a budget and a bank account", "actions": []}]},
+        ]}).json()
+    path = f"{plans}/{plan['plan_id']}"
+    published = ben.ok("POST", f"{path}/publish").json()
+    goal = published["published"]["sections"][0]["goals"][0]["goal_id"]
+    aisha.ok("POST", f"{path}/goals/{goal}/comments", json={"body": "I would like to stay near my college friends."})
+    aisha.ok("POST", f"{path}/versions/1/agreements", json={"agreed": True})
+    return 1
+
+
+def seed_referrals(client: FamilyStoryClient) -> int:
+    """A referral to Early Help for Maya, submitted."""
+    if not _tool_on("referrals"):
+        return 0
+    priya = client.sign_in("priya.shah")
+    referrals = "/api/tools/referrals/cases/kc-okafor/referrals"
+    if priya.ok("GET", referrals).json()["items"]:
+        return 0
+    made = priya.ok("POST", referrals, json={
+        "subject_person_id": "kc-maya-okafor", "service": "CAMHS",
+        "reasons": "Maya has told her carer she is not sleeping and feels sad most days.",
+        "concerns": "Low mood since the move; missing some school days.", "urgency": "soon",
+        "parents_informed": True, "parents_consented": True, "attachments": []}).json()
+    priya.ok("POST", f"{referrals}/{made['referral_id']}/submit")
+    return 1

@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chassis.devservers import NotReady  # noqa: E402
-from demo import WHO_IS_WHO, demo_world, seed_story  # noqa: E402
+from demo import WHO_IS_WHO, demo_world, seed_messages, seed_plans, seed_referrals, seed_story  # noqa: E402
 from fsclient import FamilyStoryClient  # noqa: E402
 from platform_runner import Platform, PlatformConfig  # noqa: E402
 from world import seed  # noqa: E402
@@ -50,6 +50,8 @@ def main() -> int:
         client = FamilyStoryClient(platform.gateway_url)
         seed(client, world)
         made = seed_story(client)
+        for seed_tool in (seed_messages, seed_plans, seed_referrals):
+            made += seed_tool(client)
         client.close()
         url = platform.gateway_url
         print(f"\nFamily Story is running at {url}/  ({'seeded' if made else 'reusing'} demo data in var/)\n")

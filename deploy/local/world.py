@@ -104,6 +104,8 @@ def seed(client: FamilyStoryClient, world: World) -> dict[str, Session]:
                 machine.ok("PUT", f"/api/cases/cases/{case.case_id}/members/{person_id}", json={"role": role})
         admin = client.sign_in(world.admin_login(council_id))
         for tool_id, audiences in world.enabled.get(council_id, {}).items():
+            if tool_id not in FIRST_PARTY_TOOLS:
+                continue  # a tool this run does not include (FS_TOOLS)
             admin.ok("PUT", f"/api/catalogue/councils/{council_id}/tools/{tool_id}",
                      json={"audiences": audiences, "scopes": manifest(tool_id)["scopes"]})
     return {"operator": operator}
