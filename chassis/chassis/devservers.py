@@ -83,6 +83,15 @@ class Proc:
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
+    def terminate(self) -> None:
+        """Ask the process group to stop, without waiting (``stop`` waits)."""
+        if self.alive():
+            assert self.popen is not None
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
     def stop(self, timeout: float = 10.0) -> None:
         if not self.alive():
             return

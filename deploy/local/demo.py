@@ -209,3 +209,43 @@ def seed_referrals(client: FamilyStoryClient) -> int:
         "parents_informed": True, "parents_consented": True, "attachments": []}).json()
     priya.ok("POST", f"{referrals}/{made['referral_id']}/submit")
     return 1
+
+
+def _demo_pdf(title: str, lines: list[str]) -> bytes:
+    """A small, valid one-page PDF with the given text."""
+    text = " ".join(f"({line.replace('(', '[').replace(')', ']')}) Tj T*" for line in [title, "", *lines])
+    stream = f"BT /F1 12 Tf 14 TL 72 760 Td {text} ET".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def seed_documents(client: FamilyStoryClient) -> int:
+    """The child protection plan summary (everyone on the case) and Sam's letter to the conference."""
+    if not _tool_on("documents"):
+        return 0
+    priya, sam = client.sign_in("priya.shah"), client.sign_in("sam.okafor")
+    docs = "/api/tools/documents/cases/kc-okafor/documents"
+    if priya.ok("GET", docs).json()["items"]:
+        return 0
+    octets = {"Content-Type": "application/octet-stream"}
+    priya.ok("POST", docs, params={"filename": "Child protection plan summary.pdf", "audience": "case"},
+             headers=octets, content=_demo_pdf("Child protection plan: summary", [
+                 "Maya lives with her aunt Grace while the assessments are done.",
+                 "Contact with Sam and Jordan: twice a week, supervised.",
+                 "Next review conference: in two weeks, at the Town Hall."]))
+    sam.ok("POST", docs, params={"filename": "Letter to the conference.txt", "audience": "case"}, headers=octets,
+           content=b"To the conference chair,\n\nWe have been to every contact session and we have started the "
+                   b"parenting course. We would like more time with Maya at weekends.\n\nSam Okafor\n")
+    return 2

@@ -187,8 +187,13 @@ class Platform:
         return next(p for p in self.procs if p.name == name)
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.stop()
+        # workers first (they drain in-flight events), then the web processes, each group in parallel
+        for group in ([p for p in self.procs if p.name.endswith("-worker")],
+                      [p for p in self.procs if not p.name.endswith("-worker")]):
+            for proc in group:
+                proc.terminate()
+            for proc in group:
+                proc.stop()
         self.procs.clear()
         if self.mongo_proc:
             self.mongo_proc.stop()

@@ -14,7 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chassis.devservers import NotReady  # noqa: E402
-from demo import WHO_IS_WHO, demo_world, seed_messages, seed_plans, seed_referrals, seed_story  # noqa: E402
+from demo import (WHO_IS_WHO, demo_world, seed_documents, seed_messages, seed_plans,  # noqa: E402
+                  seed_referrals, seed_story)
 from fsclient import FamilyStoryClient  # noqa: E402
 from platform_runner import Platform, PlatformConfig  # noqa: E402
 from world import seed  # noqa: E402
@@ -50,7 +51,7 @@ def main() -> int:
         client = FamilyStoryClient(platform.gateway_url)
         seed(client, world)
         made = seed_story(client)
-        for seed_tool in (seed_messages, seed_plans, seed_referrals):
+        for seed_tool in (seed_documents, seed_messages, seed_plans, seed_referrals):
             made += seed_tool(client)
         client.close()
         url = platform.gateway_url

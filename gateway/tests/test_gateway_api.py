@@ -5,7 +5,7 @@ from chassis.tokens import generate_key
 from gateway_fakes import MemorySessionStore
 from starlette.testclient import TestClient
 
-from conftest import KC
+from gateway_testkit import KC
 
 SECURITY = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer",
             "content-security-policy": "default-src 'self'; frame-ancestors 'none'"}

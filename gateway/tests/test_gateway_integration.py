@@ -12,7 +12,7 @@ from kombu import Connection, Producer
 from pymongo import AsyncMongoClient
 from starlette.testclient import TestClient
 
-from conftest import KC
+from gateway_testkit import KC
 
 pytestmark = pytest.mark.integration
 

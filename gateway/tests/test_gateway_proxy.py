@@ -18,7 +18,7 @@ from chassis.devservers import free_port
 from chassis.tokens import TokenVerifier
 from gateway_fakes import MemorySessionStore, make_tool
 
-from conftest import KC
+from gateway_testkit import KC
 
 MB = 1024 * 1024
 SECURITY = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer",

@@ -12,7 +12,7 @@ from chassis.outbox import validate_event
 from chassis.testing import unique_db
 from pymongo import MongoClient
 
-from conftest import (
+from catalogue_testkit import (
     ADMIN_A,
     ADMIN_B,
     GATEWAY,

@@ -20,7 +20,7 @@ from catalogue.domain import (
 from chassis.identity import Identity
 from chassis.problems import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 
-from conftest import (
+from catalogue_testkit import (
     ADMIN_A,
     ADMIN_B,
     GATEWAY,

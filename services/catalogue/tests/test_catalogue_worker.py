@@ -14,7 +14,7 @@ from chassis.outbox import event_exchange
 from chassis.testing import unique_db
 from kombu import Connection, Queue
 
-from conftest import ADMIN_A, OPERATOR, A, manifest
+from catalogue_testkit import ADMIN_A, OPERATOR, A, manifest
 
 pytestmark = pytest.mark.integration
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
