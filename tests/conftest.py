@@ -12,6 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 
+from chassis.devservers import create_vhost, delete_vhost, ensure_rabbitmq  # noqa: E402
+from chassis.testing import BASE_AMQP_URI  # noqa: E402
 from fsclient import FamilyStoryClient  # noqa: E402
 from platform_runner import Platform, PlatformConfig  # noqa: E402
 from world import FIRST_PARTY_TOOLS, Case, Person, World, seed, with_platform_people  # noqa: E402
@@ -57,10 +59,20 @@ def world() -> World:
 
 
 @pytest.fixture(scope="session")
-def platform(run_dir, mongo_uri, amqp_uri, world):
+def e2e_amqp_uri():
+    """A virtual host of the platform's own: queues declared by the integration tests (other retry
+    settings, say) must not meet the platform's."""
+    ensure_rabbitmq(BASE_AMQP_URI)
+    vhost = f"fs-e2e-{uuid.uuid4().hex[:10]}"
+    yield create_vhost(BASE_AMQP_URI, vhost)
+    delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+def platform(run_dir, mongo_uri, e2e_amqp_uri, world):
     config = PlatformConfig(
         var_dir=run_dir / "platform",
-        amqp_uri=amqp_uri,
+        amqp_uri=e2e_amqp_uri,
         people_file=world.write_people_file(run_dir / "platform" / "people.json"),
         mongo_uri=mongo_uri,
         db_prefix=f"e2e_{uuid.uuid4().hex[:6]}",

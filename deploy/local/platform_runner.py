@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chassis.devservers import Proc, ensure_rabbitmq, free_port, http_ok, start_mongo_compatible, wait_until
+from chassis.devservers import NotReady, Proc, ensure_rabbitmq, free_port, http_ok, start_mongo_compatible, wait_until
 from chassis.tokens import generate_key, jwks_of, load_signing_keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,8 +137,10 @@ class Platform:
     def _declare(self) -> None:
         for spec in SERVICES:
             if spec.worker:
-                subprocess.run([sys.executable, "-m", "chassis.runworker", spec.worker, "declare"],
-                               env=self.env_for(spec.name), check=True, capture_output=True, timeout=120)
+                done = subprocess.run([sys.executable, "-m", "chassis.runworker", spec.worker, "declare"],
+                                      env=self.env_for(spec.name), capture_output=True, text=True, timeout=120)
+                if done.returncode != 0:
+                    raise NotReady(f"declaring {spec.name}'s queues failed: {done.stderr.strip()[-800:]}")
 
     def _web(self, spec: ServiceSpec) -> Proc:
         env = self.env_for(spec.name)

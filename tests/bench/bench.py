@@ -181,6 +181,105 @@ def event_latency_benchmark(platform: Platform, client: FamilyStoryClient, sampl
           f"max {waits[-1]:.0f} ms")
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise LookupError(field)
+
+
+def _reset_peak(pid: int) -> bool:
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+def document_transfer_benchmark(platform: Platform, client: FamilyStoryClient, size_mb: int = 50) -> None:
+    """A 50 MB upload and download through the gateway, with each process's peak RSS growth."""
+    import hashlib
+
+    if "documents" not in platform.ports:
+        print("\n== Documents: the documents tool is not in this run ==")
+        return
+    watched = {}
+    for name in ("gateway-web", "documents-web"):
+        master = platform.proc(name).popen.pid
+        for child in _children(master):
+            watched[f"{name.removesuffix('-web')} (pid {child})"] = child
+    if platform.mongo_proc:
+        watched[f"database (pid {platform.mongo_proc.popen.pid})"] = platform.mongo_proc.popen.pid
+    resettable = all(_reset_peak(pid) for pid in watched.values())
+    base = {k: (_status_kb(pid, "VmRSS"), _status_kb(pid, "VmHWM")) for k, pid in watched.items()}
+    worker = client.sign_in("priya.shah")
+    line = b"Family Story benchmark: a plain text document streamed through the gateway.\n"
+    chunk = (line * (1024 * 1024 // len(line) + 1))[:1024 * 1024]
+    digest = hashlib.sha256()
+
+    def body():
+        for _ in range(size_mb):
+            digest.update(chunk)
+            yield chunk
+
+    t0 = time.perf_counter()
+    made = worker.ok("POST", f"/api/tools/documents/cases/{CASE}/documents",
+                     params={"filename": "bench.txt", "audience": "staff"},
+                     headers={"Content-Type": "application/octet-stream"}, content=body())
+    up = time.perf_counter() - t0
+    doc_id = made.json()["document_id"]
+    got = hashlib.sha256()
+    t0 = time.perf_counter()
+    with worker.http.stream("GET", f"/api/tools/documents/cases/{CASE}/documents/{doc_id}/content",
+                            headers={"Authorization": f"Bearer {worker.token}"}) as resp:
+        resp.raise_for_status()
+        for part in resp.iter_bytes():
+            got.update(part)
+    down = time.perf_counter() - t0
+    same = got.hexdigest() == digest.hexdigest()
+    print(f"\n== {size_mb} MB upload and download through the gateway ==")
+    print(f"  upload {up:.2f}s ({size_mb / up:.0f} MB/s), download {down:.2f}s ({size_mb / down:.0f} MB/s), "
+          f"SHA-256 {'identical' if same else 'DIFFERENT'}")
+    print("  peak RSS growth during the transfer (goal <= 16 MB)" +
+          ("" if resettable else " [peak counters could not be reset: growth is over the process's life]"))
+    for k, pid in watched.items():
+        rss0, hwm0 = base[k]
+        growth = _status_kb(pid, "VmHWM") - (rss0 if resettable else hwm0)
+        print(f"    {k:<24} +{growth / 1024:6.1f} MB")
+
+
+def message_latency_benchmark(platform: Platform, client: FamilyStoryClient, samples: int = 40) -> None:
+    """A parent's message, from send until the social worker sees it in the thread."""
+    if "messaging" not in platform.ports:
+        return
+    sam, priya = client.sign_in("sam.okafor"), client.sign_in("priya.shah")
+    threads = f"/api/tools/messaging/cases/{CASE}/threads"
+    tid = sam.ok("POST", threads, json={"subject": "Bench", "participants": ["kc-priya-shah"],
+                                        "body": "first"}).json()["thread_id"]
+    waits = []
+    for i in range(samples):
+        text = f"bench message {i} {uuid.uuid4().hex[:6]}"
+        start = time.perf_counter()
+        sam.ok("POST", f"{threads}/{tid}/messages", json={"body": text})
+        while True:
+            items = priya.ok("GET", f"{threads}/{tid}/messages", params={"limit": 5}).json()["items"]
+            if any(m.get("body") == text for m in items):
+                break
+            if time.perf_counter() - start > 10:
+                raise RuntimeError("message not visible within 10 s")
+        waits.append((time.perf_counter() - start) * 1000)
+    waits.sort()
+    print(f"\n== Message sent -> visible to the other side ({samples} messages, through the gateway) ==")
+    print(f"  p50 {statistics.median(waits):.0f} ms   p95 {waits[int(len(waits) * 0.95) - 1]:.0f} ms")
+
+
 def main() -> int:
     base_amqp = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
     ensure_rabbitmq(base_amqp)
@@ -198,6 +297,8 @@ def main() -> int:
             seed_story(client)
             proxy_benchmark(platform, client, tmp)
             event_latency_benchmark(platform, client)
+            message_latency_benchmark(platform, client)
+            document_transfer_benchmark(platform, client)
             client.close()
     finally:
         delete_vhost(vhost)
