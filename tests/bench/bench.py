@@ -28,14 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 
-from chassis.devservers import (Proc, create_vhost, delete_vhost, ensure_rabbitmq, free_port,  # noqa: E402
-                                tcp_open, wait_until)
-from chassis.identity import Identity  # noqa: E402
-from chassis.tokens import TokenMinter, load_signing_keys  # noqa: E402
 from demo import demo_world, seed_story  # noqa: E402
 from fsclient import FamilyStoryClient  # noqa: E402
 from platform_runner import Platform, PlatformConfig  # noqa: E402
 from world import seed  # noqa: E402
+
+from chassis.devservers import Proc, create_vhost, delete_vhost, ensure_rabbitmq, free_port, tcp_open, wait_until  # noqa: E402
+from chassis.identity import Identity  # noqa: E402
+from chassis.tokens import TokenMinter, load_signing_keys  # noqa: E402
 
 DURATION = int(os.environ.get("BENCH_SECONDS", "6"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
@@ -121,27 +121,34 @@ def proxy_benchmark(platform: Platform, client: FamilyStoryClient, tmp: Path) ->
                         roles=frozenset(me["roles"]), cases={c["case_id"]: c["role"] for c in me["cases"]})
     minter = TokenMinter(load_signing_keys(platform.keys_dir), issuer="family-story-gateway", lifetime=60)
     nginx = start_nginx(tmp, platform.ports["timeline"])
-    targets = {
-        "direct": lambda: load(platform.url("timeline") + PAGE, minter.mint("timeline", identity.to_claims())),
-        "gateway": lambda: load(platform.gateway_url + "/api/tools/timeline" + PAGE, worker.token),
-    }
-    if nginx:
-        targets["nginx"] = lambda: load(f"http://127.0.0.1:{nginx[1]}" + PAGE,
-                                        minter.mint("timeline", identity.to_claims()))
-    results: dict[str, list[dict]] = {name: [] for name in targets}
     try:
-        load(platform.gateway_url + "/api/tools/timeline" + PAGE, worker.token)  # warm-up
-        for _ in range(ROUNDS):
-            for name, run in targets.items():
-                results[name].append(run())
+        # a real page (the backend's own work dominates) and a bare hop (/health: the proxy dominates)
+        for label, path in (("Reading a timeline page of 20 entries", PAGE),
+                            ("Bare proxy hop (the tool's /health)", "/health")):
+            compare(label, platform, worker.token, minter, identity, path, nginx)
     finally:
         if nginx:
             nginx[0].stop()
+
+
+def compare(label: str, platform: Platform, session_token: str, minter: TokenMinter, identity: Identity,
+            path: str, nginx) -> None:
+    targets = {
+        "direct": lambda: load(platform.url("timeline") + path, minter.mint("timeline", identity.to_claims())),
+        "gateway": lambda: load(platform.gateway_url + "/api/tools/timeline" + path, session_token),
+    }
+    if nginx:
+        targets["nginx"] = lambda: load(f"http://127.0.0.1:{nginx[1]}" + path,
+                                        minter.mint("timeline", identity.to_claims()))
+    results: dict[str, list[dict]] = {name: [] for name in targets}
+    targets["gateway"]()  # warm-up
+    for _ in range(ROUNDS):
+        for name, run in targets.items():
+            results[name].append(run())
     med = {name: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
            for name, rs in results.items()}
     tool = "wrk" if shutil.which("wrk") else "python aiohttp load generator"
-    print(f"\n== Reading a timeline page ({tool}, {CONNECTIONS} connections, {DURATION}s x {ROUNDS} rounds, "
-          "median round) ==")
+    print(f"\n== {label} ({tool}, {CONNECTIONS} connections, {DURATION}s x {ROUNDS} rounds, median round) ==")
     for name, m in med.items():
         print(f"  {name:<8} {m['rps']:8.0f} req/s   p50 {m['p50']:6.2f} ms   p99 {m['p99']:6.2f} ms")
     d, g = med["direct"], med["gateway"]
