@@ -23,6 +23,12 @@ from world import seed  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def fixed_ports(base: int) -> dict[str, int]:
+    """Predictable service ports from ``base`` (8101 …); 0 picks free ports."""
+    names = ("catalogue", "cases", "timeline", "documents", "messaging", "referrals", "plans")
+    return {name: base + i for i, name in enumerate(names)} if base else {}
+
+
 def main() -> int:
     var = Path(os.environ.get("FS_VAR_DIR", ROOT / "var"))
     world = demo_world()
@@ -33,8 +39,7 @@ def main() -> int:
         mongo_uri=os.environ.get("MONGO_URI") or None,
         mongo_storage=str(var / "mongo"),
         gateway_port=int(os.environ.get("GATEWAY_PORT", "8080")),
-        service_ports={"catalogue": 8101, "cases": 8102, "timeline": 8103, "documents": 8104,
-                       "messaging": 8105, "referrals": 8106, "plans": 8107},
+        service_ports=fixed_ports(int(os.environ.get("FS_SERVICE_PORT_BASE", "8101"))),
         web_concurrency=int(os.environ.get("WEB_CONCURRENCY", "2")),
     )
     platform = Platform(config)
