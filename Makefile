@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PKGS   := chassis gateway $(wildcard services/*)
 
-.PHONY: venv run test unit bench lint clean
+.PHONY: venv run test unit fuzz bench lint clean
 
 $(VENV)/.installed: Makefile requirements-dev.txt $(foreach p,$(PKGS),$(p)/pyproject.toml)
 	@command -v $(PYTHON) >/dev/null || { echo "Family Story needs Python 3.11 ($(PYTHON)); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -23,6 +23,10 @@ test: venv
 
 unit: venv
 	$(BIN)/python -m pytest -m "not integration and not e2e"
+
+# contract fuzzing, longer than in `make test`: FUZZ_EXAMPLES examples of every operation for each role
+fuzz: venv
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} FUZZ_EACH_ROLE=1 $(BIN)/python -m pytest -s tests/security/test_zfuzz_contracts.py
 
 bench: venv
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null; } || echo "wrk/nginx could not be installed: using the Python load generator and skipping the nginx comparison"

@@ -34,5 +34,5 @@ def on_exit(server):
 
     try:
         deregister(_settings())
-    except Exception as exc:  # noqa: BLE001 - exiting anyway
+    except Exception as exc:
         server.log.warning("consul deregistration failed: %s", type(exc).__name__)

@@ -12,11 +12,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 
-from chassis.devservers import create_vhost, delete_vhost, ensure_rabbitmq  # noqa: E402
-from chassis.testing import BASE_AMQP_URI  # noqa: E402
 from fsclient import FamilyStoryClient  # noqa: E402
 from platform_runner import Platform, PlatformConfig  # noqa: E402
 from world import FIRST_PARTY_TOOLS, Case, Person, World, seed, with_platform_people  # noqa: E402
+
+from chassis.devservers import create_vhost, delete_vhost, ensure_rabbitmq  # noqa: E402
+from chassis.testing import BASE_AMQP_URI  # noqa: E402
 
 A, B = "council-a", "council-b"
 COUNCILS = {A: "Council A", B: "Council B"}
@@ -46,10 +47,18 @@ CASES = [
 ]
 
 
+# vendor tools: machine clients of council A (the security matrix's "vendor tool with/without the scope");
+# added after the platform people so that world.backoffice_login still finds the back-office system
+VENDORS = [
+    Person("vendor.with.a", "vendor-with-a", A, "Vendor tool with timeline:read", "machine", (), ("timeline:read",)),
+    Person("vendor.without.a", "vendor-without-a", A, "Vendor tool without scopes", "machine"),
+]
+
+
 def e2e_world() -> World:
     # council A starts with nothing switched on: each tool's tests switch it on themselves;
     # council B has every tool on, to show that A's switches never affect B
-    return World(COUNCILS, with_platform_people(COUNCILS, PEOPLE), CASES,
+    return World(COUNCILS, with_platform_people(COUNCILS, PEOPLE) + VENDORS, CASES,
                  {B: {tool: ["families", "young_people", "staff"] for tool in FIRST_PARTY_TOOLS}})
 
 
@@ -78,6 +87,8 @@ def platform(run_dir, mongo_uri, e2e_amqp_uri, world):
         db_prefix=f"e2e_{uuid.uuid4().hex[:6]}",
         validate_responses=True,
         web_concurrency=1,
+        # the gateway's development notifier: invitation and reset codes, read by the sign-in tests
+        extra_env={"NOTIFY_FILE": str(run_dir / "platform" / "notifications.jsonl")},
     )
     with Platform(config) as running:
         client = FamilyStoryClient(running.gateway_url)

@@ -7,8 +7,8 @@ down; nothing else reads ``os.environ``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -78,7 +78,7 @@ class Settings:
     @classmethod
     def from_env(
         cls, service_name: str, environ: Mapping[str, str] | None = None, **defaults: str
-    ) -> "Settings":
+    ) -> Settings:
         env = dict(os.environ if environ is None else environ)
         name = env.get("SERVICE_NAME", service_name)
 

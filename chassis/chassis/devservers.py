@@ -15,9 +15,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 from urllib.parse import quote, urlparse
 
 
@@ -70,7 +70,7 @@ class Proc:
     cwd: Path | None = None
     popen: subprocess.Popen | None = field(default=None, repr=False)
 
-    def start(self) -> "Proc":
+    def start(self) -> Proc:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.popen = subprocess.Popen(
@@ -129,7 +129,7 @@ def amqp_reachable(uri: str) -> bool:
         with Connection(uri, connect_timeout=2) as conn:
             conn.connect()
         return True
-    except Exception:  # noqa: BLE001 - any failure means not reachable
+    except Exception:
         return False
 
 
@@ -182,7 +182,7 @@ class CuttableTcpProxy:
         self._server.settimeout(0.2)
         self._thread = threading.Thread(target=self._accept, daemon=True, name="cuttable-proxy")
 
-    def start(self) -> "CuttableTcpProxy":
+    def start(self) -> CuttableTcpProxy:
         self._thread.start()
         return self
 

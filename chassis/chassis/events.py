@@ -23,8 +23,9 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from kombu import Connection, Exchange, Queue, binding
 from nameko.events import EventHandler
@@ -198,7 +199,7 @@ class BroadcastListener:
         self.connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{name}-listener", daemon=True)
 
-    def start(self) -> "BroadcastListener":
+    def start(self) -> BroadcastListener:
         self._thread.start()
         return self
 
@@ -216,7 +217,7 @@ class BroadcastListener:
     def _handle(self, body, message) -> None:
         try:
             self.on_event(body)
-        except Exception:  # noqa: BLE001 - a cache listener must keep listening
+        except Exception:
             log.exception("%s listener failed on an event", self.name)
         message.ack()
 
@@ -234,7 +235,7 @@ class BroadcastListener:
                                 conn.drain_events(timeout=0.5)
                             except TimeoutError:
                                 conn.heartbeat_check()
-            except Exception as exc:  # noqa: BLE001 - reconnect on any broker failure
+            except Exception as exc:
                 self.connected.clear()
                 log.warning("%s listener lost the broker (%s); reconnecting", self.name, type(exc).__name__)
                 self.on_connect()

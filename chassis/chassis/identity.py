@@ -32,7 +32,7 @@ class Identity:
     token_id: str | None = None
 
     @classmethod
-    def from_claims(cls, claims: dict[str, Any]) -> "Identity":
+    def from_claims(cls, claims: dict[str, Any]) -> Identity:
         cases = claims.get("cases") or {}
         return cls(
             subject=str(claims["sub"]),

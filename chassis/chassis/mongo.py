@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from pymongo import MongoClient
 from pymongo.client_session import ClientSession
@@ -40,5 +41,5 @@ def ping(db: Database) -> bool:
     try:
         db.command("ping")
         return True
-    except Exception:  # noqa: BLE001 - health says no, whatever the reason
+    except Exception:
         return False

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from nameko.extensions import DependencyProvider
 
@@ -76,7 +77,7 @@ class OutboxRelayProvider(DependencyProvider):
             try:
                 sent = self.relay.relay_batch(self.batch)
                 backoff = 0.2
-            except Exception as exc:  # noqa: BLE001 - keep relaying whatever failed
+            except Exception as exc:
                 log.warning("outbox relay: broker or store unavailable (%s); retrying in %.1fs",
                             type(exc).__name__, backoff)
                 self._stop.wait(backoff)

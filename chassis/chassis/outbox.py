@@ -13,7 +13,7 @@ import json
 import logging
 import uuid
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ def event_exchange(service: str) -> Exchange:
     return Exchange(f"{service}.events", type="topic", durable=True, delivery_mode=2, auto_delete=False)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(source: str, event_type: str) -> jsonschema.protocols.Validator:
     path = EVENTS_DIR / f"{source}.{event_type}.json"
     if not path.exists():
@@ -117,7 +117,7 @@ class OutboxRelay:
         if self._connection is not None:
             try:
                 self._connection.release()
-            except Exception:  # noqa: BLE001 - closing a broken connection
+            except Exception:
                 pass
         self._connection = self._producer = None
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)

@@ -11,17 +11,17 @@ import eventlet
 
 eventlet.monkey_patch()  # must precede every other import in a nameko process
 
-import importlib  # noqa: E402
-import logging  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
+import importlib
+import logging
+import signal
+import sys
 
-from nameko.runners import ServiceRunner  # noqa: E402
+from nameko.runners import ServiceRunner
 
-from .config import Settings  # noqa: E402
-from .events import declare_topology  # noqa: E402
-from .logs import configure_logging  # noqa: E402
-from .nameko_deps import SETTINGS_KEY  # noqa: E402
+from .config import Settings
+from .events import declare_topology
+from .logs import configure_logging
+from .nameko_deps import SETTINGS_KEY
 
 log = logging.getLogger("chassis.runworker")
 

@@ -2,8 +2,8 @@
 
 ``create_service_app`` wires, in one place: strict request validation,
 response validation (on in tests), problem+json for every error, the body
-size limit, internal-token verification (the contract's ``x-bearerInfoFunc``
-points at ``chassis.web.bearer_info``) and the service's resources.
+size limit, the JSON depth limit (``chassis.jsonguard``), internal-token verification (the
+contract's ``x-bearerInfoFunc`` points at ``chassis.web.bearer_info``) and the service's resources.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from flask import current_app
 
 from .config import Settings
 from .identity import Identity
+from .jsonguard import JsonGuardMiddleware, body_limit_for
 from .problems import PayloadTooLarge, Unauthenticated, install_error_handlers
 from .tokens import InvalidToken, TokenVerifier
 
@@ -65,16 +66,10 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
         self.overrides = overrides or {}
 
-    def _limit_for(self, path: str) -> int:
-        for prefix, limit in self.overrides.items():
-            if path.startswith(prefix) or path.endswith(prefix):
-                return limit
-        return self.max_bytes
-
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self._limit_for(scope.get("path", ""))
+        limit = body_limit_for(scope.get("path", ""), self.max_bytes, self.overrides)
         for key, value in scope.get("headers", []):
             if key == b"content-length":
                 try:
@@ -119,6 +114,12 @@ def create_service_app(
     )
     app.add_middleware(
         BodyLimitMiddleware,
+        position=MiddlewarePosition.BEFORE_SECURITY,
+        max_bytes=settings.max_body_bytes,
+        overrides=body_limit_overrides,
+    )
+    app.add_middleware(
+        JsonGuardMiddleware,
         position=MiddlewarePosition.BEFORE_SECURITY,
         max_bytes=settings.max_body_bytes,
         overrides=body_limit_overrides,

@@ -65,7 +65,7 @@ def attack_tokens(keys):
     rsa = generate_private_key(public_exponent=65537, key_size=2048)
     public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                                serialization.PublicFormat.SubjectPublicKeyInfo)
-    sign = lambda c, k=key, h=None: jwt.encode(c, k, algorithm="EdDSA", headers={"kid": "k1", **(h or {})})  # noqa: E731
+    sign = lambda c, k=key, h=None: jwt.encode(c, k, algorithm="EdDSA", headers={"kid": "k1", **(h or {})})
     now = int(time.time())
     return {
         "alg none": f"{b64({'alg': 'none', 'kid': 'k1'})}.{b64(claims())}.",

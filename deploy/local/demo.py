@@ -3,6 +3,7 @@ with a believable story, and different tools switched on in each council."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 from fsclient import FamilyStoryClient
@@ -202,11 +203,18 @@ def seed_referrals(client: FamilyStoryClient) -> int:
     referrals = "/api/tools/referrals/cases/kc-okafor/referrals"
     if priya.ok("GET", referrals).json()["items"]:
         return 0
-    made = priya.ok("POST", referrals, json={
-        "subject_person_id": "kc-maya-okafor", "service": "CAMHS",
-        "reasons": "Maya has told her carer she is not sleeping and feels sad most days.",
-        "concerns": "Low mood since the move; missing some school days.", "urgency": "soon",
-        "parents_informed": True, "parents_consented": True, "attachments": []}).json()
+    form = {"subject_person_id": "kc-maya-okafor", "service": "CAMHS",
+            "reasons": "Maya has told her carer she is not sleeping and feels sad most days.",
+            "concerns": "Low mood since the move; missing some school days.", "urgency": "soon",
+            "parents_informed": True, "parents_consented": True, "attachments": []}
+    # referrals learns who is on a case from the case directory's events: on a fresh start they may
+    # still be on their way, and the tool says so (422) until they arrive
+    deadline = time.monotonic() + 60
+    while (resp := priya.post(referrals, json=form)).status_code == 422 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if resp.status_code != 201:
+        raise RuntimeError(f"demo referral not made: {resp.status_code} {resp.text[:200]}")
+    made = resp.json()
     priya.ok("POST", f"{referrals}/{made['referral_id']}/submit")
     return 1
 

@@ -153,7 +153,7 @@ class Platform:
         return Proc(f"{spec.name}-worker", argv, self.env_for(spec.name), self.logs / f"{spec.name}-worker.log",
                     cwd=ROOT).start()
 
-    def start(self) -> "Platform":
+    def start(self) -> Platform:
         self.config.var_dir.mkdir(parents=True, exist_ok=True)
         self._keys()
         if not self.mongo_uri:
@@ -201,7 +201,7 @@ class Platform:
             self.mongo_proc.stop()
             self.mongo_proc = None
 
-    def __enter__(self) -> "Platform":
+    def __enter__(self) -> Platform:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chassis.devservers import NotReady  # noqa: E402
-from demo import (WHO_IS_WHO, demo_world, seed_documents, seed_messages, seed_plans,  # noqa: E402
-                  seed_referrals, seed_story)
-from fsclient import FamilyStoryClient  # noqa: E402
-from platform_runner import Platform, PlatformConfig  # noqa: E402
-from world import seed  # noqa: E402
+from demo import WHO_IS_WHO, demo_world, seed_documents, seed_messages, seed_plans, seed_referrals, seed_story
+from fsclient import FamilyStoryClient
+from platform_runner import Platform, PlatformConfig
+from world import seed
+
+from chassis.devservers import NotReady
 
 ROOT = Path(__file__).resolve().parents[2]
 

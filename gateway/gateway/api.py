@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from connexion import context as ctx
+
 from chassis.problems import (
     NotFound,
     ServiceUnavailable,
     Unauthenticated,
     problem_response,
 )
-from connexion import context as ctx
 
 from .directory import UpstreamError
 from .identity import Principal
@@ -66,23 +67,6 @@ async def demo_people():
     people = sorted(provider.directory(), key=lambda p: (p.council_id or "", p.kind, p.display_name))
     return {"items": [{"login": p.login, "display_name": p.display_name, "kind": p.kind,
                        "council_id": p.council_id} for p in people]}, 200, _JSON
-
-
-async def create_session(body: dict):
-    gateway = _gateway()
-    provider = gateway.identity_provider
-    if provider is None:
-        raise NotFound("There is no demo sign-in here.")
-    principal = await provider.authenticate(body)
-    if principal is None:
-        raise Unauthenticated(SIGN_IN_REFUSED)
-    token, expires_at = await gateway.sessions.open(principal)
-    return {"token": token, "expires_at": expires_at.isoformat(), "person": _person(principal)}, 201, _JSON
-
-
-async def delete_session():
-    await _gateway().sessions.revoke(ctx.context["token_info"]["session_token"])
-    return None, 204
 
 
 async def get_me():

@@ -17,17 +17,21 @@ from typing import Any
 
 import aiohttp
 import connexion
+from connexion.middleware import MiddlewarePosition
+from kombu import Connection, Producer
+
 from chassis.config import Settings
 from chassis.discovery import discovery_for
 
 # imported here, in the importing (main) thread: nameko brings eventlet, whose import in a
 # worker thread's event loop leaves that thread unjoinable
 from chassis.events import BroadcastListener
+from chassis.jsonguard import JsonGuardMiddleware
 from chassis.outbox import event_exchange
 from chassis.problems import install_error_handlers
 from chassis.tokens import TokenMinter, generate_key, load_signing_keys
-from kombu import Connection, Producer
 
+from . import csrf
 from . import proxy as proxy_mod
 from .access import INVALIDATING_EVENTS, Access, InternalTokens, identity_for
 from .config import GatewayConfig
@@ -39,6 +43,7 @@ from .directory import (
 )
 from .identity import DemoIdentityProvider, IdentityProvider
 from .sessions import MongoSessionStore, Sessions, SessionStore
+from .signin_setup import PERSON_SIGNED_OUT, build_signin
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +78,7 @@ class Gateway:
     def __init__(self, settings: Settings, config: GatewayConfig, minter: TokenMinter,
                  identity_provider: IdentityProvider | None, session_store: SessionStore | None = None,
                  catalogue: CatalogueClient | None = None, cases: CasesClient | None = None,
-                 listen_to_events: bool | None = None):
+                 listen_to_events: bool | None = None, signin_store=None):
         self.settings = settings
         self.config = config
         self.minter = minter
@@ -93,12 +98,14 @@ class Gateway:
         self.http: aiohttp.ClientSession | None = None
         self.mongo = None
         self.listener = None  # chassis.events.BroadcastListener, when listening
+        self.signin_store = signin_store  # None: MongoDB (own session store) or memory (given one)
+        self.signin = None  # signin.SignIn, built at start-up
         self.started = False
         self._start_lock: asyncio.Lock | None = None
 
     def _sessions(self, store: SessionStore) -> Sessions:
         return Sessions(store, self.config.session_ttl, self.config.session_cache_seconds,
-                        on_revoke=self._broadcast_revocation)
+                        on_revoke=self._broadcast_revocation, on_revoke_person=self._broadcast_person_revocation)
 
     # --- lifecycle ----------------------------------------------------------------
     async def startup(self) -> None:
@@ -124,13 +131,16 @@ class Gateway:
                                               serverSelectionTimeoutMS=5000, connectTimeoutMS=3000)
                 self._session_store = MongoSessionStore(self.mongo[self.settings.mongo_db])
                 self.sessions = self._sessions(self._session_store)
+            self.signin = build_signin(self, self.mongo[self.settings.mongo_db] if self.mongo is not None else None,
+                                       store=self.signin_store)
             try:
                 await self._session_store.ensure_indexes()
-            except Exception as exc:  # noqa: BLE001 - the database may come later; health says so
+                await self.signin.store.ensure_indexes()
+            except Exception as exc:
                 log.warning("could not ensure session indexes: %s", type(exc).__name__)
             if self.listen_to_events:
                 self.listener = BroadcastListener(
-                    self.settings.amqp_uri, [*INVALIDATING_EVENTS, SESSION_REVOKED],
+                    self.settings.amqp_uri, [*INVALIDATING_EVENTS, SESSION_REVOKED, PERSON_SIGNED_OUT],
                     on_event=self.on_event, on_connect=self.flush_caches, name="gateway-cache",
                 ).start()
             self.started = True
@@ -154,6 +164,11 @@ class Gateway:
             if digest and self.sessions is not None:
                 self.sessions.forget(digest)
             return
+        if (event.get("source"), event.get("type")) == PERSON_SIGNED_OUT:
+            data = event.get("data") or {}
+            if data.get("person_id") and self.sessions is not None:
+                self.sessions.forget_person(data.get("council_id"), data["person_id"])
+            return
         self.access.on_event(event)
 
     def flush_caches(self) -> None:
@@ -164,21 +179,29 @@ class Gateway:
 
     async def _broadcast_revocation(self, digest: str) -> None:
         """Tell the other gateway processes to drop a revoked session (best effort; their cache is short)."""
+        await self._broadcast(SESSION_REVOKED, "", {"session": digest})
+
+    async def _broadcast_person_revocation(self, council_id: str | None, person_id: str) -> None:
+        """Tell the other gateway processes to drop every cached session of a person (disabled, reset)."""
+        await self._broadcast(PERSON_SIGNED_OUT, council_id or "", {"council_id": council_id,
+                                                                    "person_id": person_id})
+
+    async def _broadcast(self, kind: tuple[str, str], council_id: str, data: dict) -> None:
         if not self.listen_to_events:
             return
 
         def publish() -> None:
             from chassis.outbox import make_envelope
 
-            envelope = make_envelope(*SESSION_REVOKED, council_id="", data={"session": digest})
+            envelope = make_envelope(*kind, council_id=council_id, data=data)
             with Connection(self.settings.amqp_uri, connect_timeout=2) as conn:
                 Producer(conn.default_channel).publish(
-                    envelope, exchange=event_exchange("gateway"), routing_key=SESSION_REVOKED[1],
+                    envelope, exchange=event_exchange("gateway"), routing_key=kind[1],
                     serializer="json", declare=[event_exchange("gateway")], retry=False)
 
         try:
             await asyncio.wait_for(asyncio.to_thread(publish), timeout=3)
-        except Exception as exc:  # noqa: BLE001 - revocation already holds here and in the store
+        except Exception as exc:
             log.warning("could not broadcast a session revocation: %s", type(exc).__name__)
 
 
@@ -205,6 +228,9 @@ class GatewayApp:
             raw = scope.get("raw_path") or scope["path"].encode()
             raw = raw.partition(b"?")[0]
             route = proxy_mod.match(raw) if raw.startswith(b"/api/") else None
+            scope, csrf_refused = csrf.authenticate_cookie(scope)
+            if csrf_refused:
+                return await self.proxy.problem(send, 403, csrf.REFUSED)
             if route is not None:
                 return await self.proxy(scope, receive, send, route)
             page = self.static.get(scope["path"])
@@ -255,7 +281,7 @@ class GatewayApp:
 def create_app(settings: Settings | None = None, *, session_store: SessionStore | None = None,
                catalogue: CatalogueClient | None = None, cases: CasesClient | None = None,
                identity_provider: IdentityProvider | None = None,
-               listen_to_events: bool | None = None) -> GatewayApp:
+               listen_to_events: bool | None = None, signin_store=None) -> GatewayApp:
     """The gateway's ASGI app. Keyword arguments replace parts (tests); by default all comes from settings."""
     settings = settings or Settings.from_env("gateway")
     logging.basicConfig(level=settings.log_level)
@@ -267,9 +293,14 @@ def create_app(settings: Settings | None = None, *, session_store: SessionStore 
     elif identity_provider is None:
         identity_provider = DemoIdentityProvider.from_file(config.demo_people_file)
     gateway = Gateway(settings, config, minter, identity_provider, session_store=session_store,
-                      catalogue=catalogue, cases=cases, listen_to_events=listen_to_events)
+                      catalogue=catalogue, cases=cases, listen_to_events=listen_to_events,
+                      signin_store=signin_store)
     api = connexion.AsyncApp(__name__, specification_dir=str(CONTRACTS_DIR))
     api.add_api("gateway.yaml", strict_validation=True, validate_responses=settings.validate_responses,
                 swagger_ui_options=None)
+    # the gateway's own operations: JSON too deep (400) or too large (413) is refused before parsing;
+    # proxied bodies are refused the same way by the service they go to
+    api.add_middleware(JsonGuardMiddleware, position=MiddlewarePosition.BEFORE_SECURITY,
+                       max_bytes=settings.max_body_bytes)
     install_error_handlers(api)
     return GatewayApp(gateway, api)

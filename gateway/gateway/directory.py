@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+
 from chassis.identity import Identity
 
 
@@ -54,6 +55,10 @@ class CatalogueClient(ABC):
     @abstractmethod
     async def enabled_tools(self, council_id: str) -> dict[str, EnabledTool]:
         """The tools on in a council (any audience), by tool id."""
+
+    async def sign_in_settings(self, council_id: str) -> dict[str, Any]:
+        """How the council's people sign in: ``{"oidc": {...} | None, "staff_totp_required": bool}``."""
+        return {"oidc": None, "staff_totp_required": False}
 
 
 class CasesClient(ABC):
@@ -100,6 +105,10 @@ class HttpCatalogueClient(_HttpClient, CatalogueClient):
         doc = await self._get_json(council_id, f"/councils/{quote(council_id, safe='')}/enabled-tools")
         tools = (EnabledTool.from_doc(item) for item in doc.get("items", []))
         return {tool.tool_id: tool for tool in tools}
+
+    async def sign_in_settings(self, council_id: str) -> dict[str, Any]:
+        doc = await self._get_json(council_id, f"/councils/{quote(council_id, safe='')}/sign-in")
+        return {"oidc": doc.get("oidc"), "staff_totp_required": bool(doc.get("staff_totp_required"))}
 
 
 class HttpCasesClient(_HttpClient, CasesClient):

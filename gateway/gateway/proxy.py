@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import aiohttp
+from yarl import URL
+
 from chassis.discovery import ServiceNotFound
 from chassis.problems import DomainError, problem_body
-from yarl import URL
 
 from .directory import UpstreamError
 

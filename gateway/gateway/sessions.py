@@ -43,6 +43,10 @@ class SessionStore(ABC):
     @abstractmethod
     async def delete(self, digest: str) -> None: ...
 
+    @abstractmethod
+    async def delete_for_person(self, council_id: str | None, person_id: str) -> int:
+        """Delete every session of one person (or machine client); how many there were."""
+
     async def ensure_indexes(self) -> None:
         return None
 
@@ -59,6 +63,7 @@ class MongoSessionStore(SessionStore):
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index("expires_at", expireAfterSeconds=0)
+        await self.collection.create_index([("principal.council_id", 1), ("principal.person_id", 1)])
 
     async def save(self, digest: str, record: SessionRecord) -> None:
         await self.collection.insert_one({
@@ -80,11 +85,16 @@ class MongoSessionStore(SessionStore):
     async def delete(self, digest: str) -> None:
         await self.collection.delete_one({"_id": digest})
 
+    async def delete_for_person(self, council_id: str | None, person_id: str) -> int:
+        done = await self.collection.delete_many({"principal.council_id": council_id,
+                                                  "principal.person_id": person_id})
+        return done.deleted_count
+
     async def ping(self) -> bool:
         try:
             await self.db.command("ping")
             return True
-        except Exception:  # noqa: BLE001 - health says no, whatever the reason
+        except Exception:
             return False
 
 
@@ -93,18 +103,22 @@ class Sessions:
 
     def __init__(self, store: SessionStore, ttl_seconds: int, cache_seconds: float,
                  on_revoke: Callable[[str], Awaitable[None]] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 on_revoke_person: Callable[[str | None, str], Awaitable[None]] | None = None):
         self.store = store
         self.ttl_seconds = ttl_seconds
         self.cache_seconds = cache_seconds
         self.on_revoke = on_revoke
+        self.on_revoke_person = on_revoke_person
         self.clock = clock
         self._cache: dict[str, tuple[float, float, Principal]] = {}
+        self._person_revocations = 0  # a lookup that raced a person's revocation is not cached
         self._lock = threading.Lock()
 
-    async def open(self, principal: Principal) -> tuple[str, datetime]:
+    async def open(self, principal: Principal, ttl_seconds: int | None = None) -> tuple[str, datetime]:
         token = secrets.token_urlsafe(32)
-        expires_at = datetime.fromtimestamp(self.clock(), UTC) + timedelta(seconds=self.ttl_seconds)
+        ttl = min(ttl_seconds or self.ttl_seconds, self.ttl_seconds)
+        expires_at = datetime.fromtimestamp(self.clock(), UTC) + timedelta(seconds=ttl)
         await self.store.save(token_digest(token), SessionRecord(principal, expires_at))
         return token, expires_at
 
@@ -118,6 +132,7 @@ class Sessions:
             hit = self._cache.get(digest)
             if hit is not None and hit[0] > now and hit[1] > now:
                 return hit[2]
+        revocations = self._person_revocations
         record = await self.store.find(digest)
         if record is None:
             return None
@@ -126,6 +141,8 @@ class Sessions:
             return None
         if self.cache_seconds > 0:
             with self._lock:
+                if self._person_revocations != revocations:
+                    return record.principal  # a person was revoked while we looked: do not cache this
                 if len(self._cache) > 50_000:
                     self._cache.clear()
                 self._cache[digest] = (now + self.cache_seconds, expires, record.principal)
@@ -137,6 +154,22 @@ class Sessions:
         await self.store.delete(digest)
         if self.on_revoke is not None:
             await self.on_revoke(digest)
+
+    async def revoke_person(self, council_id: str | None, person_id: str) -> None:
+        """Every session of a person ends: dropped here at once, deleted from the store, and the other
+        gateway processes told to drop theirs (``gateway.person_signed_out``)."""
+        self.forget_person(council_id, person_id)
+        await self.store.delete_for_person(council_id, person_id)
+        self.forget_person(council_id, person_id)  # a lookup may have raced the delete
+        if self.on_revoke_person is not None:
+            await self.on_revoke_person(council_id, person_id)
+
+    def forget_person(self, council_id: str | None, person_id: str) -> None:
+        with self._lock:
+            self._person_revocations += 1
+            for digest in [d for d, (_, _, p) in self._cache.items()
+                           if p.person_id == person_id and p.council_id == council_id]:
+                del self._cache[digest]
 
     def forget(self, digest: str) -> None:
         """Drop one session from this process's cache (a revocation seen here or broadcast)."""

@@ -1,3 +1,3 @@
 """Fixtures of this folder's tests (defined in gateway_testkit, importable by name from the tests)."""
 
-from gateway_testkit import *  # noqa: F401,F403
+from gateway_testkit import *  # noqa: F403

@@ -66,6 +66,13 @@ class MemorySessionStore(SessionStore):
     async def delete(self, digest: str) -> None:
         self.records.pop(digest, None)
 
+    async def delete_for_person(self, council_id, person_id) -> int:
+        gone = [d for d, r in self.records.items()
+                if r.principal.person_id == person_id and r.principal.council_id == council_id]
+        for d in gone:
+            del self.records[d]
+        return len(gone)
+
 
 class Clock:
     """A clock tests move by hand."""

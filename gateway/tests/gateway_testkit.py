@@ -1,9 +1,10 @@
 import json
 
 import pytest
+from gateway_fakes import FakeCases, FakeCatalogue, MemorySessionStore, make_tool
+
 from chassis.config import Settings
 from gateway.app import create_app
-from gateway_fakes import FakeCases, FakeCatalogue, MemorySessionStore, make_tool
 
 KC = "kensington-chelsea"
 OTHER = "hammersmith"

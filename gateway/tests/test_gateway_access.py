@@ -5,12 +5,6 @@ import json
 from datetime import timedelta
 
 import pytest
-from chassis.problems import NotFound
-from chassis.tokens import TokenMinter, TokenVerifier, generate_key, load_signing_keys
-from gateway.access import Access, InternalTokens, identity_for
-from gateway.directory import EnabledTool, gateway_claims
-from gateway.identity import DemoIdentityProvider, Principal, audience_for
-from gateway.sessions import Sessions, token_digest
 from gateway_fakes import (
     Clock,
     FakeCases,
@@ -19,6 +13,13 @@ from gateway_fakes import (
     make_person,
     make_tool,
 )
+
+from chassis.problems import NotFound
+from chassis.tokens import TokenMinter, TokenVerifier, generate_key, load_signing_keys
+from gateway.access import Access, InternalTokens, identity_for
+from gateway.directory import EnabledTool, gateway_claims
+from gateway.identity import DemoIdentityProvider, Principal, audience_for
+from gateway.sessions import Sessions, token_digest
 
 KC, OTHER = "kensington-chelsea", "hammersmith"
 

@@ -1,11 +1,11 @@
 """The gateway's own operations through the ASGI app (responses validated against contracts/gateway.yaml)."""
 
 import pytest
-from chassis.tokens import generate_key
 from gateway_fakes import MemorySessionStore
+from gateway_testkit import KC
 from starlette.testclient import TestClient
 
-from gateway_testkit import KC
+from chassis.tokens import generate_key
 
 SECURITY = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer",
             "content-security-policy": "default-src 'self'; frame-ancestors 'none'"}

@@ -4,15 +4,15 @@ import asyncio
 import threading
 
 import pytest
-from chassis.outbox import event_exchange, make_envelope
-from chassis.testing import unique_db
-from gateway.sessions import MongoSessionStore, Sessions, token_digest
 from gateway_fakes import make_person
+from gateway_testkit import KC
 from kombu import Connection, Producer
 from pymongo import AsyncMongoClient
 from starlette.testclient import TestClient
 
-from gateway_testkit import KC
+from chassis.outbox import event_exchange, make_envelope
+from chassis.testing import unique_db
+from gateway.sessions import MongoSessionStore, Sessions, token_digest
 
 pytestmark = pytest.mark.integration
 
@@ -81,9 +81,10 @@ def test_tool_disabled_event_reaches_the_gateway_cache(gateway_settings, catalog
 
 def test_sign_out_reaches_the_session_cache_of_another_gateway_process(gateway_settings, catalogue, cases,
                                                                        amqp_uri):
+    from gateway_fakes import MemorySessionStore
+
     from chassis.devservers import wait_until
     from gateway.app import create_app
-    from gateway_fakes import MemorySessionStore
 
     shared = MemorySessionStore()  # both processes see the same session store, as with MongoDB
     apps = [create_app(gateway_settings(amqp_uri=amqp_uri), session_store=shared, catalogue=catalogue,
@@ -98,3 +99,35 @@ def test_sign_out_reaches_the_session_cache_of_another_gateway_process(gateway_s
         assert one.delete("/api/session", headers=headers).status_code == 204
         wait_until(lambda: token_digest(token) not in apps[1].gateway.sessions._cache, 5, "revocation broadcast")
         assert two.get("/api/tools/timeline/x", headers=headers).status_code == 401
+
+
+def test_disabling_a_person_reaches_the_session_cache_of_another_gateway_process(gateway_settings, catalogue,
+                                                                                   cases, amqp_uri):
+    from gateway_fakes import MemorySessionStore, make_person
+
+    from chassis.devservers import wait_until
+    from gateway.app import create_app
+    from gateway.identity import DemoIdentityProvider
+    from gateway.signin_store import MemorySignInStore
+
+    sam = make_person()
+    admin = make_person(person_id="p-ada", login="ada.admin.kc", display_name="Ada", kind="staff",
+                        roles=("council_admin",))
+    shared, accounts = MemorySessionStore(), MemorySignInStore()  # as with one MongoDB
+    apps = [create_app(gateway_settings(amqp_uri=amqp_uri), session_store=shared, catalogue=catalogue, cases=cases,
+                       identity_provider=DemoIdentityProvider([sam, admin]), listen_to_events=True,
+                       signin_store=accounts) for _ in range(2)]
+    with TestClient(apps[0]) as one, TestClient(apps[1]) as two:
+        for app in apps:
+            assert app.gateway.listener.connected.wait(10)
+        token = one.post("/api/session", json={"login": sam.login}).json()["token"]
+        admin_token = one.post("/api/session", json={"login": admin.login}).json()["token"]
+        headers = {"Authorization": "Bearer " + token}
+        assert two.get("/api/tools/timeline/x", headers=headers).status_code != 401  # now cached in two
+        assert token_digest(token) in apps[1].gateway.sessions._cache
+        disabled = one.put(f"/api/admin/people/{sam.person_id}/status", json={"disabled": True},
+                           headers={"Authorization": "Bearer " + admin_token})
+        assert disabled.status_code == 200, disabled.text
+        wait_until(lambda: token_digest(token) not in apps[1].gateway.sessions._cache, 5, "person broadcast")
+        assert two.get("/api/tools/timeline/x", headers=headers).status_code == 401
+        assert two.post("/api/session", json={"login": sam.login}).status_code == 401  # demo sign-in too

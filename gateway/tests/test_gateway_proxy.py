@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 import uvicorn
 from aiohttp import web
+from gateway_fakes import MemorySessionStore, make_tool
+from gateway_testkit import KC
+
 from chassis.devservers import free_port
 from chassis.tokens import TokenVerifier
-from gateway_fakes import MemorySessionStore, make_tool
-
-from gateway_testkit import KC
 
 MB = 1024 * 1024
 SECURITY = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer",

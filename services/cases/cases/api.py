@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from chassis.web import caller, resource
 from flask import Response
+
+from chassis import subject_access
+from chassis.subject_access import Source
+from chassis.web import caller, resource
 
 from .domain import CaseDirectory
 from .schemas import (
@@ -64,3 +67,16 @@ def remove_member(case_id: str, person_id: str):
 
 def my_cases():
     return {"items": my_case_out.dump(_directory().my_cases(caller()))}, 200, JSON
+
+
+# --- subject access (chassis.subject_access): what the case directory holds about one person ------
+def _export_sources() -> list[Source]:
+    return [
+        Source("people", "person", "person_id", "updated_at", about_fields=("person_id",), case_field=None),
+        Source("memberships", "case membership", "case_id", "added_at", about_fields=("person_id",),
+               case_field=None),
+    ]
+
+
+def export_person(person_id: str):
+    return subject_access.export_person(person_id, _export_sources())

@@ -6,10 +6,10 @@ Started by ``gunicorn -c deploy/gunicorn.conf.py --bind 127.0.0.1:PORT 'cases.ap
 from __future__ import annotations
 
 import connexion
+
 from chassis.config import Settings
 from chassis.logs import configure_logging
 from chassis.mongo import connect
-from chassis.problems import problem_response
 from chassis.web import create_service_app
 
 from .domain import CaseDirectory

@@ -12,14 +12,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from pymongo import ASCENDING, MongoClient
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+
 from chassis.audit import AuditTrail
 from chassis.identity import Identity
 from chassis.mongo import in_transaction
 from chassis.outbox import Outbox
 from chassis.problems import NotFound
-from pymongo import ASCENDING, MongoClient
-from pymongo.client_session import ClientSession
-from pymongo.database import Database
 
 from .domain import Case, CaseMember, CaseStore, Membership, MyCase, Person, UnitOfWork
 

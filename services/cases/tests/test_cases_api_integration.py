@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from cases.app import create_app
 from cases_identities import COUNCIL_A, COUNCIL_B, admin, gateway, machine, person
+from pymongo import MongoClient
+
+from cases.app import create_app
 from chassis.config import Settings
 from chassis.outbox import validate_event
 from chassis.testing import unique_db
-from pymongo import MongoClient
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ import sys
 from urllib.parse import urlparse
 
 import pytest
-from cases.app import create_app
 from cases_identities import machine
 from kombu import Connection, Queue
 from pymongo import MongoClient
 
+from cases.app import create_app
 from chassis.config import Settings
 from chassis.devservers import CuttableTcpProxy, Proc, wait_until
 from chassis.outbox import event_exchange

@@ -3,6 +3,9 @@
 from datetime import UTC, datetime
 
 import pytest
+from cases_fakes import FakeCaseStore
+from cases_identities import COUNCIL_A, COUNCIL_B, admin, gateway, machine, person
+
 from cases.domain import (
     CASE_ROLES,
     PERSON_KINDS,
@@ -11,8 +14,6 @@ from cases.domain import (
     may_write_directory,
     role_suits_kind,
 )
-from cases_fakes import FakeCaseStore
-from cases_identities import COUNCIL_A, COUNCIL_B, admin, gateway, machine, person
 from chassis.problems import Conflict, Forbidden, NotFound, Unprocessable
 
 OPENED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -6,14 +6,15 @@ import os
 import sys
 
 import pytest
-from cases.app import create_app
 from cases_identities import machine
+from kombu import Connection, Queue
+from pymongo import MongoClient
+
+from cases.app import create_app
 from chassis.config import Settings
 from chassis.devservers import Proc, wait_until
 from chassis.outbox import event_exchange, validate_event
 from chassis.testing import unique_db
-from kombu import Connection, Queue
-from pymongo import MongoClient
 
 pytestmark = pytest.mark.integration
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from chassis.web import caller, resource
 from flask import Response
+
+from chassis.web import caller, resource
 
 from . import domain
 from .schemas import (
@@ -12,6 +13,7 @@ from .schemas import (
     EnabledToolSchema,
     EnablementSchema,
     HistoryRecordSchema,
+    SignInSettingsSchema,
     ToolSchema,
     ToolSummarySchema,
 )
@@ -76,3 +78,11 @@ def tool_history(council_id: str, tool_id: str):
 def enabled_tools(council_id: str, audience: str | None = None):
     items = domain.enabled_tools(_store(), caller(), council_id, audience)
     return {"items": EnabledToolSchema(many=True).dump(items)}, 200, JSON
+
+
+def get_sign_in(council_id: str):
+    return SignInSettingsSchema().dump(domain.get_sign_in(_store(), caller(), council_id)), 200, JSON
+
+
+def put_sign_in(council_id: str, body: dict):
+    return SignInSettingsSchema().dump(domain.put_sign_in(_store(), caller(), council_id, body)), 200, JSON

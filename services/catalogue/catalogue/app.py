@@ -6,6 +6,7 @@ Run: ``gunicorn -c deploy/gunicorn.conf.py --bind 127.0.0.1:PORT 'catalogue.app:
 from __future__ import annotations
 
 import connexion
+
 from chassis.config import Settings
 from chassis.mongo import connect
 from chassis.web import create_service_app

@@ -11,6 +11,8 @@ Who may do what:
 | a council's tools and their history | operator, or the council_admin of that council |
 | enable / disable a tool in a council | the council_admin of that council (a person) |
 | the tools on in a council | the gateway (any council), or a person of that council (their own audience) |
+| a council's sign-in settings: read | the gateway (any council), the operator, the council_admin of that council |
+| a council's sign-in settings: change | the operator, or the council_admin of that council |
 
 Something a caller may not see answers 404, never 403: a caller of another
 council gets 404 for anything of this one.
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+
 from chassis.identity import AUDIENCES, Identity
 from chassis.problems import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 
@@ -98,6 +101,27 @@ class HistoryRecord:
     scopes: list[str]
     by: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """A council's OpenID Connect provider for its staff (authorization code + PKCE)."""
+
+    issuer: str
+    client_id: str
+    allowed_domains: list[str]
+    client_secret_env: str | None = None  # the name of a gateway env var holding the secret; never the secret
+
+
+@dataclass(frozen=True)
+class SignInSettings:
+    """How a council's people sign in. ``updated_at``/``updated_by`` are None while never set."""
+
+    council_id: str
+    oidc: OidcSettings | None = None
+    staff_totp_required: bool = False
+    updated_at: datetime | None = None
+    updated_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +206,13 @@ class CatalogueStore(ABC):
     @abstractmethod
     def history(self, council_id: str, tool_id: str) -> list[HistoryRecord]:
         """Newest first."""
+
+    @abstractmethod
+    def get_sign_in(self, council_id: str) -> SignInSettings | None: ...
+
+    @abstractmethod
+    def put_sign_in(self, settings: SignInSettings, who: Identity) -> SignInSettings:
+        """Replace a council's sign-in settings (audited)."""
 
 
 # --- semver ------------------------------------------------------------------------------
@@ -426,3 +457,64 @@ def enabled_tools(store: CatalogueStore, who: Identity, council_id: str, audienc
             continue
         out.append(EnabledTool(tool, on_for, granted))
     return out
+
+
+# --- sign-in settings -------------------------------------------------------------------------
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+_SECRET_ENV = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+
+
+def _check_issuer(issuer: str) -> str:
+    """https, or http on loopback only (a development provider); no query or fragment."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(issuer)
+    host = (parts.hostname or "").lower()
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise InvalidInput("oidc.issuer: must be an https URL (http only on loopback, for development).")
+    if not host or parts.query or parts.fragment or parts.username or parts.password:
+        raise InvalidInput("oidc.issuer: must be a plain URL with a host and no query, fragment or credentials.")
+    return issuer.rstrip("/")
+
+
+def parse_oidc(body: dict[str, Any] | None) -> OidcSettings | None:
+    if body is None:
+        return None
+    domains = sorted({d.strip().lower() for d in body["allowed_domains"]})
+    bad = [d for d in domains if not _DOMAIN.match(d)]
+    if bad or not domains:
+        raise InvalidInput(f"oidc.allowed_domains: not e-mail domains: {', '.join(bad) or '(none)'}.")
+    secret_env = body.get("client_secret_env")
+    if secret_env is not None and not _SECRET_ENV.match(secret_env):
+        raise InvalidInput("oidc.client_secret_env: the name of an environment variable (A-Z, 0-9, _).")
+    return OidcSettings(_check_issuer(body["issuer"].strip()), body["client_id"].strip(), domains, secret_env)
+
+
+def _require_sign_in_reader(who: Identity, council_id: str) -> None:
+    if who.is_gateway or is_operator(who) or is_admin_of(who, council_id):
+        return
+    if who.council_id == council_id:
+        raise Forbidden("Only a council administrator of this council may see this.")
+    raise NotFound("No such council.")
+
+
+def get_sign_in(store: CatalogueStore, who: Identity, council_id: str) -> SignInSettings:
+    """A council's sign-in settings (defaults while never set): the gateway, the operator, its admin."""
+    _require_sign_in_reader(who, council_id)
+    _council(store, council_id)
+    return store.get_sign_in(council_id) or SignInSettings(council_id)
+
+
+def put_sign_in(store: CatalogueStore, who: Identity, council_id: str, body: dict[str, Any]) -> SignInSettings:
+    """Replace a council's sign-in settings: the operator or the council's admin."""
+    if not (is_operator(who) or is_admin_of(who, council_id)):
+        if who.council_id == council_id:
+            raise Forbidden("Only a council administrator of this council may change how its people sign in.")
+        raise NotFound("No such council.")
+    _council(store, council_id)
+    settings = SignInSettings(council_id, parse_oidc(body.get("oidc")), bool(body.get("staff_totp_required")),
+                              now(), who.subject)
+    return store.put_sign_in(settings, who)

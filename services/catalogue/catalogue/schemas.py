@@ -161,6 +161,25 @@ class EnabledToolSchema(Schema):
     runs_at = fields.Function(lambda e: e.tool.manifest["runs_at"])
 
 
+class OidcSettingsSchema(Schema):
+    """Dumps a ``domain.OidcSettings``."""
+
+    issuer = fields.String()
+    client_id = fields.String()
+    allowed_domains = fields.List(fields.String())
+    client_secret_env = fields.String(allow_none=True)
+
+
+class SignInSettingsSchema(Schema):
+    """Dumps a ``domain.SignInSettings``."""
+
+    council_id = fields.String()
+    oidc = fields.Nested(OidcSettingsSchema, allow_none=True)
+    staff_totp_required = fields.Boolean()
+    updated_at = fields.Function(lambda s: _iso(s.updated_at) if s.updated_at else None)
+    updated_by = fields.String(allow_none=True)
+
+
 # --- event payloads (the ``data`` of the envelope) ------------------------------------------------
 
 

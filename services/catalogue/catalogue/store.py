@@ -13,15 +13,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
 from chassis.audit import AuditTrail
 from chassis.identity import Identity
 from chassis.mongo import in_transaction
 from chassis.outbox import Outbox
 from chassis.problems import Conflict
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
-from pymongo.client_session import ClientSession
-from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
 
 from . import schemas
 from .domain import (
@@ -31,6 +32,8 @@ from .domain import (
     Council,
     Enablement,
     HistoryRecord,
+    OidcSettings,
+    SignInSettings,
     Tool,
     ToolVersion,
 )
@@ -184,6 +187,34 @@ class MongoCatalogueStore(CatalogueStore):
     def history(self, council_id: str, tool_id: str) -> list[HistoryRecord]:
         docs = self.history_records.find({"council_id": council_id, "tool_id": tool_id}).sort("revision", DESCENDING)
         return [HistoryRecord(d["action"], list(d["audiences"]), list(d["scopes"]), d["by"], d["at"]) for d in docs]
+
+    # --- sign-in settings -------------------------------------------------------------------------
+
+    def get_sign_in(self, council_id: str) -> SignInSettings | None:
+        doc = self.db["sign_in"].find_one({"_id": council_id})
+        if doc is None:
+            return None
+        oidc = doc.get("oidc")
+        return SignInSettings(
+            council_id,
+            OidcSettings(oidc["issuer"], oidc["client_id"], list(oidc["allowed_domains"]),
+                         oidc.get("client_secret_env")) if oidc else None,
+            bool(doc.get("staff_totp_required")), doc["updated_at"], doc["updated_by"])
+
+    def put_sign_in(self, settings: SignInSettings, who: Identity) -> SignInSettings:
+        oidc = settings.oidc
+        doc = {"_id": settings.council_id, "staff_totp_required": settings.staff_totp_required,
+               "oidc": None if oidc is None else {
+                   "issuer": oidc.issuer, "client_id": oidc.client_id, "allowed_domains": oidc.allowed_domains,
+                   "client_secret_env": oidc.client_secret_env},
+               "updated_at": settings.updated_at, "updated_by": settings.updated_by}
+
+        def write(session: ClientSession) -> SignInSettings:
+            self.db["sign_in"].replace_one({"_id": settings.council_id}, doc, upsert=True, session=session)
+            self.audit.record(who, "sign_in_settings_changed", record_id=settings.council_id, session=session)
+            return settings
+
+        return in_transaction(self.client, write)
 
 
 def build_store(client: MongoClient, db: Database) -> MongoCatalogueStore:

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+
 from chassis.identity import Identity
 
 A, B = "council-a", "council-b"

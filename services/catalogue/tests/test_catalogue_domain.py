@@ -7,19 +7,6 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from catalogue import domain
-from catalogue.domain import (
-    CatalogueStore,
-    Change,
-    Council,
-    Enablement,
-    HistoryRecord,
-    Tool,
-    ToolVersion,
-)
-from chassis.identity import Identity
-from chassis.problems import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
-
 from catalogue_testkit import (
     ADMIN_A,
     ADMIN_B,
@@ -36,6 +23,19 @@ from catalogue_testkit import (
     B,
     manifest,
 )
+
+from catalogue import domain
+from catalogue.domain import (
+    CatalogueStore,
+    Change,
+    Council,
+    Enablement,
+    HistoryRecord,
+    Tool,
+    ToolVersion,
+)
+from chassis.identity import Identity
+from chassis.problems import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 
 
 class FakeStore(CatalogueStore):
@@ -99,6 +99,13 @@ class FakeStore(CatalogueStore):
 
     def history(self, council_id, tool_id):
         return list(self.records.get((council_id, tool_id), []))
+
+    def get_sign_in(self, council_id):
+        return getattr(self, "sign_in", {}).get(council_id)
+
+    def put_sign_in(self, settings, who):
+        self.sign_in = {**getattr(self, "sign_in", {}), settings.council_id: settings}
+        return settings
 
 
 @pytest.fixture

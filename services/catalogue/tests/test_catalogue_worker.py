@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from catalogue_testkit import ADMIN_A, OPERATOR, A, manifest
+from kombu import Connection, Queue
+
 from catalogue.app import create_app
 from chassis.config import Settings
 from chassis.devservers import Proc, wait_until
 from chassis.outbox import event_exchange
 from chassis.testing import unique_db
-from kombu import Connection, Queue
-
-from catalogue_testkit import ADMIN_A, OPERATOR, A, manifest
 
 pytestmark = pytest.mark.integration
 SERVICE_ROOT = Path(__file__).resolve().parents[1]

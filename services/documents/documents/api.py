@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from chassis.web import caller, resource
 from flask import Response, request
+
+from chassis import subject_access
+from chassis.subject_access import Source
+from chassis.web import caller, resource
 
 from .content import content_disposition
 from .domain import Documents, sees_audience_details
+from .domain import can_see as can_see_document
 from .schemas import shown_document
 
 JSON = {"Content-Type": "application/json"}  # operations also declare problem+json answers
@@ -86,3 +90,15 @@ def _file_response(version: dict[str, Any], chunks: Iterator[bytes]) -> Response
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+# --- subject access (chassis.subject_access): what this tool holds about one person ---------------
+def _export_sources() -> list[Source]:
+    return [
+        Source("documents", "document", "document_id", "created_at", can_see=can_see_document,
+               author_fields=("uploaded_by.person_id",)),
+    ]
+
+
+def export_person(person_id: str):
+    return subject_access.export_person(person_id, _export_sources())

@@ -14,17 +14,18 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from bson import Binary, ObjectId
-from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES
-from chassis.mongo import in_transaction
-from chassis.outbox import Outbox
-from chassis.paging import encode_cursor, newest_first_filter
-from chassis.problems import Conflict, NotFound
 from gridfs import GridFSBucket
 from gridfs.errors import CorruptGridFile as CorruptFile
 from gridfs.errors import NoFile
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
+
+from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES
+from chassis.mongo import in_transaction
+from chassis.outbox import Outbox
+from chassis.paging import encode_cursor, newest_first_filter
+from chassis.problems import Conflict, NotFound
 
 from .domain import (
     NOT_FOUND,

@@ -9,6 +9,9 @@ from urllib.parse import quote
 
 import documents_samples as s
 import pytest
+from documents_clamd import FakeClamd, dead_address
+from pymongo import MongoClient
+
 from chassis.config import Settings
 from chassis.identity import Identity
 from chassis.outbox import validate_event
@@ -16,8 +19,6 @@ from chassis.testing import unique_db
 from documents.app import create_app
 from documents.domain import can_see
 from documents.store import visibility_filter
-from documents_clamd import FakeClamd, dead_address
-from pymongo import MongoClient
 
 pytestmark = pytest.mark.integration
 

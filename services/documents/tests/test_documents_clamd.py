@@ -7,9 +7,10 @@ import threading
 
 import documents_samples as s
 import pytest
+from documents_clamd import FakeClamd, dead_address
+
 from documents.domain import ScannerUnavailable
 from documents.scanner import ClamdScanner, parse_address, parse_reply
-from documents_clamd import FakeClamd, dead_address
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ import itertools
 
 import documents_samples as s
 import pytest
+from documents_fakes import FakeAudit, FakeBlobStore, FakeDocumentStore, FakeScanner
+
 from chassis.identity import Identity
 from chassis.problems import (
     Conflict,
@@ -34,7 +36,6 @@ from documents.domain import (
     normalise_audience,
     story_for,
 )
-from documents_fakes import FakeAudit, FakeBlobStore, FakeDocumentStore, FakeScanner
 
 CASE = "case-1"
 ROLES = {"sw": "social_worker", "mgr": "manager", "mum": "parent", "dad": "parent", "gran": "carer",

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pymongo import MongoClient
+
 from chassis.devservers import Proc, free_port, http_ok, wait_until
 from chassis.identity import Identity
 from chassis.testing import unique_db
-from pymongo import MongoClient
 
 pytestmark = pytest.mark.integration
 

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import documents_samples as s
 import pytest
+from kombu import Connection, Queue
+
 from chassis.config import Settings
 from chassis.devservers import Proc, wait_until
 from chassis.identity import Identity
 from chassis.outbox import event_exchange, validate_event
 from chassis.testing import unique_db
 from documents.app import create_app
-from kombu import Connection, Queue
 
 pytestmark = pytest.mark.integration
 

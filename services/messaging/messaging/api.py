@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from chassis import subject_access
+from chassis.subject_access import Source
 from chassis.web import caller, resource
 
-from .domain import Messaging, Viewer
+from .domain import Messaging, Viewer, can_see_thread
 from .schemas import message_view, thread_view
 
 JSON = {"Content-Type": "application/json"}  # operations also declare problem+json answers
@@ -72,3 +74,18 @@ def my_awaiting_reply():
     threads = _messaging().my_awaiting_reply(who)
     shaped = [thread_view(t, Viewer(who.subject, who.council_id or "", who.cases[t["case_id"]])) for t in threads]
     return {"items": shaped}, 200, JSON
+
+
+# --- subject access (chassis.subject_access): what messaging holds about one person ---------------
+def _export_sources() -> list[Source]:
+    return [
+        Source("threads", "conversation", "thread_id", "started_at", can_see=can_see_thread,
+               author_fields=("started_by.person_id",)),
+        Source("messages", "message", "message_id", "sent_at", author_fields=("sender.person_id",),
+               parent="conversation", link="thread_id"),
+        Source("people", "name on record", "person_id", "updated_at", about_fields=("person_id",), case_field=None),
+    ]
+
+
+def export_person(person_id: str):
+    return subject_access.export_person(person_id, _export_sources())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import connexion
+
 from chassis.audit import AuditTrail
 from chassis.config import Settings
 from chassis.logs import configure_logging

@@ -11,15 +11,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+
 from chassis.events import process_once
 from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES
 from chassis.mongo import in_transaction
 from chassis.outbox import Outbox
 from chassis.paging import encode_cursor, newest_first_filter
 from chassis.problems import NotFound
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
-from pymongo.client_session import ClientSession
-from pymongo.database import Database
 
 from .domain import NOT_FOUND, AbstractMessageStore, Composed, OutgoingEvent, Viewer
 

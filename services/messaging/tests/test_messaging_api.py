@@ -6,13 +6,14 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import MongoClient
+
 from chassis.config import Settings
 from chassis.identity import Identity
 from chassis.outbox import validate_event
 from chassis.testing import unique_db
 from messaging.app import create_app
 from messaging.domain import can_see_thread
-from pymongo import MongoClient
 
 pytestmark = pytest.mark.integration
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from messaging_fakes import FakeAudit, FakeStore
+
 from chassis.events import worker_topologies
 from chassis.identity import Identity
 from chassis.problems import Forbidden, InvalidInput, NotFound, Unprocessable
@@ -18,7 +20,6 @@ from messaging.domain import (
 )
 from messaging.schemas import message_view, thread_view
 from messaging.worker import MessagingWorker
-from messaging_fakes import FakeAudit, FakeStore
 
 COUNCIL, OTHER = "council-a", "council-b"
 CASE = "case-1"

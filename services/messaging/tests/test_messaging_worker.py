@@ -7,14 +7,15 @@ import subprocess
 import sys
 
 import pytest
+from kombu import Connection, Queue
+from pymongo import MongoClient
+
 from chassis.config import Settings
 from chassis.devservers import Proc, wait_until
 from chassis.identity import Identity
 from chassis.outbox import event_exchange, make_envelope
 from chassis.testing import unique_db
-from kombu import Connection, Queue
 from messaging.app import create_app
-from pymongo import MongoClient
 
 pytestmark = pytest.mark.integration
 

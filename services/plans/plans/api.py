@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from chassis import subject_access
+from chassis.subject_access import Source
 from chassis.web import caller, resource
 
 from .domain import Plans, Viewer, sees_audience_details
+from .domain import can_see as can_see_plan
 from .schemas import (
     agreement_out,
     comment_out,
@@ -102,3 +105,29 @@ def add_comment(case_id: str, plan_id: str, goal_id: str, body: dict[str, Any]):
 def list_comments(case_id: str, plan_id: str, goal_id: str):
     items = _plans().list_comments(caller(), case_id, plan_id, goal_id)
     return {"items": comment_out.dump(items, many=True)}, 200, JSON
+
+
+# --- subject access (chassis.subject_access): what plans holds about one person -------------------
+def _published_only(plan: dict[str, Any], person_id: str) -> dict[str, Any]:
+    """A plan's unpublished draft is its author's (and staff's) working copy, not the family's."""
+    if (plan.get("created_by") or {}).get("person_id") == person_id:
+        return plan
+    return {k: v for k, v in plan.items() if k != "draft"}
+
+
+def _export_sources() -> list[Source]:
+    return [
+        Source("plans", "plan", "plan_id", "created_at", can_see=can_see_plan,
+               author_fields=("created_by.person_id",), about_fields=("subject_person_id",), redact=_published_only),
+        Source("versions", "plan version", "version_id", "published_at", parent="plan", link="plan_id"),
+        Source("reviews", "plan review", "review_id", "recorded_at", author_fields=("reviewed_by",),
+               parent="plan", link="plan_id"),
+        Source("agreements", "plan agreement", "agreement_id", "recorded_at", author_fields=("person_id",),
+               parent="plan", link="plan_id"),
+        Source("comments", "plan comment", "comment_id", "created_at", author_fields=("author.person_id",),
+               parent="plan", link="plan_id"),
+    ]
+
+
+def export_person(person_id: str):
+    return subject_access.export_person(person_id, _export_sources())

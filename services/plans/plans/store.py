@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+
 from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES
 from chassis.mongo import in_transaction
 from chassis.outbox import Outbox
 from chassis.problems import Conflict
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
-from pymongo.client_session import ClientSession
-from pymongo.database import Database
 
 from .domain import AbstractPlanStore, Viewer
 

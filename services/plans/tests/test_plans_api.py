@@ -6,13 +6,14 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import MongoClient
+
 from chassis.config import Settings
 from chassis.identity import Identity
 from chassis.outbox import validate_event
 from chassis.testing import unique_db
 from plans.app import create_app
 from plans.domain import can_see
-from pymongo import MongoClient
 
 pytestmark = pytest.mark.integration
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import jsonschema
 import pytest
+from plans_fakes import FakeAudit, FakePlanStore, TickingClock, counter_ids
+
 from chassis.identity import Identity
 from chassis.outbox import make_envelope, validate_event
 from chassis.problems import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
@@ -18,7 +20,6 @@ from plans.domain import (
     normalise_content,
     sees_audience_details,
 )
-from plans_fakes import FakeAudit, FakePlanStore, TickingClock, counter_ids
 
 COUNCIL, CASE = "council-a", "case-1"
 ROLES = {"sw": "social_worker", "mgr": "manager", "mum": "parent", "dad": "parent", "gran": "carer",

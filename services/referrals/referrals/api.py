@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from chassis import subject_access
+from chassis.identity import STAFF_CASE_ROLES
+from chassis.subject_access import Source
 from chassis.web import caller, resource
 
 from .conversation import Conversations
 from .domain import Referrals
+from .domain import can_see as can_see_referral
 from .schemas import referral_out
 
 JSON = {"Content-Type": "application/json"}  # operations also declare problem+json answers
@@ -108,3 +112,18 @@ def answer_conversation(conversation_id: str, body: dict[str, Any]):
 
 def back_conversation(conversation_id: str, body: dict[str, Any]):
     return _conversations().back(caller(), conversation_id, body["step"]), 200, JSON
+
+
+# --- subject access (chassis.subject_access): what referrals holds about one person ---------------
+def _export_sources() -> list[Source]:
+    return [
+        Source("referrals", "referral", "referral_id", "created_at", can_see=can_see_referral,
+               author_fields=("referrer.person_id",), about_fields=("subject_person_id",)),
+        # the guided conversation is a staff member's working draft of a referral
+        Source("conversations", "referral conversation", "conversation_id", "started_at",
+               can_see=lambda doc, person_id, role: role in STAFF_CASE_ROLES, withheld_as="staff only"),
+    ]
+
+
+def export_person(person_id: str):
+    return subject_access.export_person(person_id, _export_sources())

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+
 from chassis.identity import Identity
 from chassis.problems import Conflict, DomainError, InvalidInput, NotFound
 

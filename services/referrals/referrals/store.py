@@ -10,15 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
 from chassis.events import process_once
 from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES
 from chassis.mongo import in_transaction
 from chassis.outbox import Outbox
 from chassis.problems import Conflict
-from pymongo import ASCENDING, DESCENDING, MongoClient
-from pymongo.client_session import ClientSession
-from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
 
 from .domain import AbstractReferralStore, Viewer
 

@@ -8,13 +8,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 import pytest
-from chassis.config import Settings
-from chassis.outbox import make_envelope, validate_event
-from chassis.testing import unique_db
 from pymongo import MongoClient
-from referrals.app import create_app
-from referrals.domain import can_see
-from referrals.store import MongoReferralStore
 from referrals_fakes import (
     CASE,
     COUNCIL,
@@ -24,6 +18,13 @@ from referrals_fakes import (
     form,
     identity,
 )
+
+from chassis.config import Settings
+from chassis.outbox import make_envelope, validate_event
+from chassis.testing import unique_db
+from referrals.app import create_app
+from referrals.domain import can_see
+from referrals.store import MongoReferralStore
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-from chassis.problems import Conflict, Forbidden, InvalidInput, NotFound
-from referrals.conversation import Conversations, check_script, default_script
-from referrals.domain import Referrals
 from referrals_fakes import (
     CASE,
     COUNCIL,
@@ -20,6 +17,10 @@ from referrals_fakes import (
     form,
     identity,
 )
+
+from chassis.problems import Conflict, Forbidden, InvalidInput, NotFound
+from referrals.conversation import Conversations, check_script, default_script
+from referrals.domain import Referrals
 
 SW = identity("sw")
 ADMIN = identity("adm", cases={}, roles=("council_admin",))

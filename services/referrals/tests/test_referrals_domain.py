@@ -6,8 +6,6 @@ import itertools
 from typing import ClassVar
 
 import pytest
-from chassis.problems import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
-from referrals.domain import DEFAULT_SERVICES, TRANSITIONS, Referrals, can_see
 from referrals_fakes import (
     CASE,
     COUNCIL,
@@ -19,6 +17,9 @@ from referrals_fakes import (
     form,
     identity,
 )
+
+from chassis.problems import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
+from referrals.domain import DEFAULT_SERVICES, TRANSITIONS, Referrals, can_see
 
 
 @pytest.fixture

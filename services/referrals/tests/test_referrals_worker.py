@@ -8,14 +8,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kombu import Connection, Queue
+from pymongo import MongoClient
+from referrals_fakes import CASE, COUNCIL, form, identity
+
 from chassis.config import Settings
 from chassis.devservers import Proc, wait_until
 from chassis.outbox import event_exchange, make_envelope, validate_event
 from chassis.testing import unique_db
-from kombu import Connection, Queue
-from pymongo import MongoClient
 from referrals.app import create_app
-from referrals_fakes import CASE, COUNCIL, form, identity
 
 pytestmark = pytest.mark.integration
 

@@ -6,10 +6,11 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import MongoClient
+
 from chassis.config import Settings
 from chassis.identity import Identity
 from chassis.testing import unique_db
-from pymongo import MongoClient
 from timeline.app import create_app
 from timeline.domain import can_see, new_id
 

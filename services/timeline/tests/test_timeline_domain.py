@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from marshmallow import ValidationError
+
 from chassis.identity import Identity
 from chassis.paging import decode_cursor, encode_cursor
 from chassis.problems import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
-from marshmallow import ValidationError
 from timeline.domain import (
     EVENT_KINDS,
     STAFF_KINDS,

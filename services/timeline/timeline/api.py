@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from chassis import subject_access
+from chassis.subject_access import Source
 from chassis.web import caller, resource
 
-from .domain import Timeline, Viewer, sees_audience_details
+from .domain import Timeline, Viewer, can_see, sees_audience_details
 from .schemas import comment_out, entry_out
 
 JSON = {"Content-Type": "application/json"}  # operations also declare problem+json answers
@@ -51,3 +53,17 @@ def add_comment(case_id: str, entry_id: str, body: dict[str, Any]):
 
 def list_comments(case_id: str, entry_id: str):
     return {"items": comment_out.dump(_timeline().list_comments(caller(), case_id, entry_id), many=True)}, 200, JSON
+
+
+# --- subject access (chassis.subject_access): what the timeline holds about one person ----------------
+def _export_sources() -> list[Source]:
+    return [
+        Source("entries", "timeline entry", "entry_id", "occurred_at", can_see=can_see,
+               author_fields=("author.person_id",)),
+        Source("comments", "timeline comment", "comment_id", "created_at", author_fields=("author.person_id",),
+               parent="timeline entry", link="entry_id"),
+    ]
+
+
+def export_person(person_id: str):
+    return subject_access.export_person(person_id, _export_sources())

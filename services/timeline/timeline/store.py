@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+
 from chassis.events import process_once
 from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES
 from chassis.mongo import in_transaction
 from chassis.paging import encode_cursor, newest_first_filter
 from chassis.problems import NotFound
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
-from pymongo.client_session import ClientSession
-from pymongo.database import Database
 
 from .domain import NOT_FOUND, AbstractEntryStore, Viewer
 
