@@ -65,3 +65,18 @@ def minter(signing_keys) -> TokenMinter:
 
 def unique_db(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+_FIGURES: list[str] = []
+
+
+def report(line: str) -> None:
+    """A figure measured by a test, shown at the end of the run (test output is otherwise captured)."""
+    _FIGURES.append(line.strip())
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("figures measured in this run")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

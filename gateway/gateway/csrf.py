@@ -23,7 +23,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # unsafe operations that need no session: a stale cookie must not block them
 PUBLIC_UNSAFE = frozenset(("POST", path) for path in (
     "/api/session", "/api/oauth/token", "/api/invitations/accept", "/api/password-reset",
-    "/api/password-reset/complete"))
+    "/api/password-reset/complete", "/api/second-factor/totp", "/api/second-factor/confirm"))
 REFUSED = "This request needs the X-CSRF-Token header of your page (or a bearer token)."
 
 
@@ -46,6 +46,11 @@ def parse_cookies(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 def _header(headers, wanted: bytes) -> bytes | None:
     return next((v for k, v in headers if k == wanted), None)
+
+
+def same_origin(headers) -> bool:
+    """No ``Origin`` header, or this gateway's own."""
+    return _same_origin(headers)
 
 
 def _same_origin(headers) -> bool:

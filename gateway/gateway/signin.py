@@ -3,7 +3,10 @@
 Ways in, each giving a ``Principal`` for a session:
 
 - password (+ TOTP once enrolled, or when the council requires it of its staff): ``PasswordIdentityProvider``
-- OpenID Connect (staff): ``oidc.OidcRelyingParty`` + an account the council admin registered for the e-mail
+- OpenID Connect (staff): ``oidc.OidcRelyingParty`` + an account the council admin registered for the e-mail;
+  when the council requires TOTP of its staff, the callback gives only a pending second-factor state (a
+  one-time secret, sha256 stored, ``SECOND_FACTOR_SECONDS``) that can do nothing but enrol TOTP and/or
+  confirm a code (``second_factor_*``), which then gives the session
 - invitation code (families, young people): sets the password, then as above
 - client credentials (machines): ``MachineClients``
 - the demo provider (login alone; never in production)
@@ -39,12 +42,18 @@ log = logging.getLogger(__name__)
 
 INVITE_SECONDS = 7 * 86400
 RESET_SECONDS = 3600
+SECOND_FACTOR_SECONDS = 300
+SECOND_FACTOR = "second_factor"  # one_time purpose of a pending second-factor state
 PLATFORM_SCOPES = ("cases:read", "cases:write")
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
 
 class SignInRefused(Exception):
     """Not accepted; the same answer whatever the reason."""
+
+
+class WrongCode(Exception):
+    """A second-factor code that is not right (or already used); counted by the limiter."""
 
 
 class Locked(Exception):
@@ -189,6 +198,64 @@ class SignIn:
         account = await self.store.account_by_login(normalise_login(str(claims["email"])))
         if account is None or account.council_id != council_id or account.kind != "staff" or account.disabled:
             raise SignInRefused()
+        return principal_of(account)
+
+    # --- the second factor after an OIDC sign-in (council requires TOTP of its staff) ------------
+    async def begin_second_factor(self, principal: Principal) -> str:
+        """A pending second-factor state for the person (replacing an older one): the opaque token."""
+        token = secrets.token_urlsafe(32)
+        key = f"{principal.council_id}/{principal.person_id}"
+        await self.store.drop_one_time(SECOND_FACTOR, key)
+        await self.store.put_one_time(digest(token), SECOND_FACTOR, {
+            "key": key, "council_id": principal.council_id, "person_id": principal.person_id},
+            self.clock() + SECOND_FACTOR_SECONDS)
+        return token
+
+    async def pending_second_factor(self, token: str) -> Account | None:
+        """The staff account a live pending state belongs to (still enabled), or None."""
+        if not token or len(token) > 200:
+            return None
+        data = await self.store.peek_one_time(digest(token), SECOND_FACTOR, self.clock())
+        if data is None:
+            return None
+        account = await self.store.account(data["council_id"], data["person_id"])
+        if account is None or account.disabled or account.kind != "staff":
+            return None
+        return account
+
+    async def second_factor_enrol(self, token: str) -> tuple[str, str]:
+        """A new TOTP secret for a staff member who has none switched on yet (confirmed by a code)."""
+        account = await self.pending_second_factor(token)
+        if account is None:
+            raise SignInRefused()
+        if account.totp_enabled:
+            raise Conflict("A second factor is already set up: enter a code from it.")
+        account.totp_secret = totp.new_secret()
+        await self.store.save_account(account)
+        return account.totp_secret, totp.provisioning_uri(account.totp_secret, account.login or account.person_id)
+
+    async def second_factor_confirm(self, token: str, code: str, ip: str | None) -> Principal:
+        """A code of the enrolled (or just enrolling) authenticator: the pending state is taken (once) and
+        the person may have a session. A wrong or already used code counts as a failed sign-in."""
+        account = await self.pending_second_factor(token)
+        if account is None:
+            raise SignInRefused()
+        keys = self.limiter.keys("sign-in", account.login or account.person_id, ip)
+        wait = await self.limiter.retry_after(keys)
+        if wait:
+            raise Locked(wait)
+        if not account.totp_secret:
+            raise Conflict("Set up a second factor first.")
+        last = account.totp_last_step if account.totp_enabled else None
+        step = totp.matching_step(account.totp_secret, code, last, self.clock)
+        if step is None:
+            await self.limiter.failed(keys)
+            raise WrongCode()
+        if await self.store.take_one_time(digest(token), SECOND_FACTOR, self.clock()) is None:
+            raise SignInRefused()  # another request used this pending state first
+        account.totp_enabled, account.totp_last_step = True, step
+        await self.store.save_account(account)
+        await self.limiter.succeeded(keys)
         return principal_of(account)
 
     # --- invitations -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from connexion import context as ctx
 from starlette.responses import Response
 
 from chassis.problems import (
+    Forbidden,
     InvalidInput,
     NotFound,
     ServiceUnavailable,
@@ -29,12 +30,16 @@ from .identity import Principal
 from .notify import NotifyError
 from .oidc import FLOW_SECONDS, OidcRefused, ProviderSettings, sha256
 from .oidc import PURPOSE as OIDC_PURPOSE
-from .signin import Locked, SignInRefused
+from .signin import SECOND_FACTOR_SECONDS, Locked, SignInRefused, WrongCode
 
 log = logging.getLogger(__name__)
 
 SIGN_IN_REFUSED = "That sign-in was not accepted."
 OIDC_BINDING_COOKIE = "fs_oidc"
+SECOND_FACTOR_COOKIE = "fs_second_factor"
+SECOND_FACTOR_PATH = "/api/second-factor"
+SECOND_FACTOR_PAGE = "/#second-factor"
+SECOND_FACTOR_GONE = "Sign in again: there is no second-factor step waiting (or it has expired)."
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -113,12 +118,16 @@ def _public_url() -> str:
     return f"{ctx.scope.get('scheme', 'http')}://{host}"
 
 
-async def _provider(council_id: str) -> ProviderSettings:
-    gateway = _gateway()
+async def _sign_in_settings(council_id: str) -> dict:
     try:
-        settings = await gateway.access.catalogue.sign_in_settings(council_id)
+        return await _gateway().access.catalogue.sign_in_settings(council_id)
     except UpstreamError as exc:
         raise ServiceUnavailable("Sign-in cannot be set up right now; try again in a moment.") from exc
+
+
+async def _provider(council_id: str, settings: dict | None = None) -> ProviderSettings:
+    gateway = _gateway()
+    settings = settings if settings is not None else await _sign_in_settings(council_id)
     oidc = settings.get("oidc")
     if not oidc:
         raise NotFound("This council has no organisation sign-in.")
@@ -162,18 +171,84 @@ async def oidc_callback(state: str = "", code: str = "", error: str = "", **_ign
             raise OidcRefused("flow started in another browser")
         if error or not code:
             raise OidcRefused(f"provider answered {error or 'no code'}")
-        provider = await _provider(flow["council_id"])
+        settings = await _sign_in_settings(flow["council_id"])
+        provider = await _provider(flow["council_id"], settings)
         claims = await signin.oidc.finish(provider, flow, code)
         principal = await signin.with_oidc_claims(flow["council_id"], claims)
     except (OidcRefused, SignInRefused, NotFound) as exc:
         log.info("OIDC sign-in refused: %s", exc)
         return _refused()
-    token, _expires_at = await gateway.sessions.open(principal)
+    if settings.get("staff_totp_required"):
+        # the council requires TOTP of its staff: no session yet, only the second-factor step
+        pending = await signin.begin_second_factor(principal)
+        response = Response(status_code=303, headers={"Location": SECOND_FACTOR_PAGE, "Cache-Control": "no-store"})
+        response.headers.append("Set-Cookie", _second_factor_cookie(pending, SECOND_FACTOR_SECONDS))
+        response.headers.append("Set-Cookie", _binding_cookie("", 0))
+        return response
     response = Response(status_code=303, headers={"Location": "/", "Cache-Control": "no-store"})
+    _set_session_cookies(response, await gateway.sessions.open(principal))
+    response.headers.append("Set-Cookie", _binding_cookie("", 0))
+    return response
+
+
+def _set_session_cookies(response: Response, session) -> None:
+    gateway = _gateway()
+    token, _expires_at = session
     secure = gateway.settings.production
     for name, value in csrf.session_cookies(token, csrf.new_csrf_token(), gateway.config.session_ttl, secure):
         response.headers.append(name.decode(), value.decode())
-    response.headers.append("Set-Cookie", _binding_cookie("", 0))
+
+
+# --- the second factor after an OIDC sign-in --------------------------------------------------------
+def _second_factor_cookie(value: str, max_age: int) -> str:
+    secure = "; Secure" if _gateway().settings.production else ""
+    return (f"{SECOND_FACTOR_COOKIE}={value}; Max-Age={max_age}; Path={SECOND_FACTOR_PATH}; HttpOnly; "
+            f"SameSite=Strict{secure}")
+
+
+def _pending_token() -> str:
+    """The pending second-factor state this browser holds (its cookie only: never a bearer token)."""
+    if ctx.scope["method"] not in ("GET", "HEAD") and not csrf.same_origin(ctx.scope["headers"]):
+        raise Forbidden("This request must come from this site's own page.")
+    return csrf.parse_cookies(ctx.scope["headers"]).get(SECOND_FACTOR_COOKIE, "")
+
+
+def _no_second_factor():
+    return problem_response(401, SECOND_FACTOR_GONE)
+
+
+async def second_factor_status():
+    """What the pending state needs; nothing about the person."""
+    account = await _gateway().signin.pending_second_factor(_pending_token())
+    if account is None:
+        return _no_second_factor()
+    return {"status": "second_factor_required", "method": "totp", "enrolled": account.totp_enabled}, 200, _JSON
+
+
+async def second_factor_enrol():
+    try:
+        secret, uri = await _gateway().signin.second_factor_enrol(_pending_token())
+    except SignInRefused:
+        return _no_second_factor()
+    return {"secret": secret, "otpauth_uri": uri}, 201, _JSON
+
+
+async def second_factor_confirm(body: dict):
+    gateway = _gateway()
+    try:
+        principal = await gateway.signin.second_factor_confirm(_pending_token(), body["code"], _ip())
+    except SignInRefused:
+        return _no_second_factor()
+    except WrongCode:
+        return problem_response(422, "That code is not right; check your authenticator app's clock and try again.")
+    except Locked as exc:
+        return _locked(exc)
+    session = await gateway.sessions.open(principal)
+    answer = {"expires_at": session[1].isoformat(), "person": _person(principal)}
+    response = Response(json.dumps(answer), status_code=200, media_type="application/json",
+                        headers={"Cache-Control": "no-store"})
+    _set_session_cookies(response, session)
+    response.headers.append("Set-Cookie", _second_factor_cookie("", 0))
     return response
 
 

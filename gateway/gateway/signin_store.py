@@ -5,7 +5,7 @@ Collections:
 | collection | _id | holds |
 | --- | --- | --- |
 | ``accounts`` | ``council/person`` | login (unique, lower case), display name, kind, roles, argon2id hash, TOTP, disabled |
-| ``one_time`` | sha256 of a secret | invitation and reset codes, OIDC flows (state): taken once, TTL on ``expires_at`` |
+| ``one_time`` | sha256 of a secret | invitation and reset codes, OIDC flows (state), pending second factors: taken once, TTL on ``expires_at`` |
 | ``throttle`` | ``purpose:login:...`` / ``purpose:ip:...`` | failures, last failure, locked until; TTL on ``expires_at`` |
 | ``machine_clients`` | client id | council, name, scopes, sha256 of the secret |
 """
@@ -82,6 +82,10 @@ class SignInStore(ABC):
         """The data of a live one-time secret, deleted in the same step (a second take gets None)."""
 
     @abstractmethod
+    async def peek_one_time(self, digest: str, purpose: str, now: float) -> dict[str, Any] | None:
+        """The data of a live one-time secret, left in place (it is taken later, once)."""
+
+    @abstractmethod
     async def drop_one_time(self, purpose: str, key: str) -> None:
         """Forget every live secret of a purpose issued for ``data.key`` (an older invitation, say)."""
 
@@ -150,6 +154,10 @@ class MongoSignInStore(SignInStore):
     async def take_one_time(self, digest, purpose, now):
         doc = await self.one_time.find_one_and_delete({"_id": digest, "purpose": purpose,
                                                        "expires_at": {"$gt": _utc(now)}})
+        return doc["data"] if doc else None
+
+    async def peek_one_time(self, digest, purpose, now):
+        doc = await self.one_time.find_one({"_id": digest, "purpose": purpose, "expires_at": {"$gt": _utc(now)}})
         return doc["data"] if doc else None
 
     async def drop_one_time(self, purpose, key):
@@ -222,6 +230,12 @@ class MemorySignInStore(SignInStore):
             return None
         del self.one_time[digest]
         return doc["data"]
+
+    async def peek_one_time(self, digest, purpose, now):
+        doc = self.one_time.get(digest)
+        if doc is None or doc["purpose"] != purpose or doc["expires_at"] <= now:
+            return None
+        return copy.deepcopy(doc["data"])
 
     async def drop_one_time(self, purpose, key):
         for digest in [d for d, v in self.one_time.items() if v["purpose"] == purpose and v["data"].get("key") == key]:

@@ -41,20 +41,26 @@ def signin_world(platform, sessions, provider):
     """A case of council B with a staff member (signs in through OIDC) and family members to invite."""
     machine = sessions("backoffice.council-b")
     people = {"si-worker": ("Sid Worker", "staff"), "si-parent": ("Sam Si", "family"),
-              "si-disable": ("Dee Si", "family"), "si-lock": ("Lou Si", "family"), "si-out": ("Otto Si", "family")}
+              "si-disable": ("Dee Si", "family"), "si-lock": ("Lou Si", "family"), "si-out": ("Otto Si", "family"),
+              "si-second": ("Sec Ond", "staff"), "si-reset": ("Rae Si", "family")}
     for person_id, (name, kind) in people.items():
         machine.ok("PUT", f"/api/cases/people/{person_id}", json={"display_name": name, "kind": kind})
     machine.ok("PUT", f"/api/cases/cases/{CASE}", json={"reference": "B-SI", "title": "Sign-in family"})
-    machine.ok("PUT", f"/api/cases/cases/{CASE}/members/si-worker", json={"role": "social_worker"})
-    for person_id in ("si-parent", "si-disable", "si-lock", "si-out"):
+    for person_id in ("si-worker", "si-second"):
+        machine.ok("PUT", f"/api/cases/cases/{CASE}/members/{person_id}", json={"role": "social_worker"})
+    for person_id in ("si-parent", "si-disable", "si-lock", "si-out", "si-reset"):
         machine.ok("PUT", f"/api/cases/cases/{CASE}/members/{person_id}", json={"role": "parent"})
     admin = sessions("admin.b")
-    admin.ok("PUT", f"/api/catalogue/councils/{B}/sign-in", json={
-        "oidc": {"issuer": provider.issuer, "client_id": CLIENT_ID, "allowed_domains": ["council-b.example"]},
-        "staff_totp_required": False})
+    require_staff_totp(admin, provider, False)
     admin.ok("PUT", "/api/admin/staff/si-worker", json={"login": WORKER_EMAIL, "display_name": "Sid Worker",
                                                         "roles": ["social_worker"]})
     return admin
+
+
+def require_staff_totp(admin, provider, required: bool) -> None:
+    admin.ok("PUT", f"/api/catalogue/councils/{B}/sign-in", json={
+        "oidc": {"issuer": provider.issuer, "client_id": CLIENT_ID, "allowed_domains": ["council-b.example"]},
+        "staff_totp_required": required})
 
 
 # --- OpenID Connect helpers -------------------------------------------------------------------------
@@ -354,3 +360,137 @@ class TestLockout:
         assert int(locked[0].headers["retry-after"]) > 0
         ratio = sum(timings[unknown]) / sum(timings[known])
         assert 0.33 < ratio < 3, timings  # an unknown login costs an argon2 verification too
+
+
+# --- staff: the second factor a council requires -------------------------------------------------------------
+SECOND_EMAIL = "sec.ond@council-b.example"
+PENDING = "fs_second_factor"
+
+
+def pending_sign_in(platform, provider) -> tuple[httpx.Client, str]:
+    """An OIDC sign-in while the council requires TOTP: no session, only the pending second-factor cookie."""
+    web, done = oidc_sign_in(platform, provider, SECOND_EMAIL)
+    assert done.status_code == 303 and done.headers["location"] == "/#second-factor", done.text
+    assert "fs_session" not in web.cookies and "fs_csrf" not in web.cookies
+    cookie = next(c for c in done.headers.get_list("set-cookie") if c.startswith(PENDING + "="))
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/api/second-factor" in cookie
+    return web, web.cookies[PENDING]
+
+
+def confirm(web: httpx.Client, code: str) -> httpx.Response:
+    return web.post("/api/second-factor/confirm", json={"code": code})
+
+
+def other_code(code: str) -> str:
+    return "000000" if code != "000000" else "111111"
+
+
+class TestStaffSecondFactor:
+    def test_council_requiring_totp_of_staff_puts_a_second_factor_after_oidc(self, platform, client, provider,
+                                                                             signin_world):
+        signin_world.ok("PUT", "/api/admin/staff/si-second", json={
+            "login": SECOND_EMAIL, "display_name": "Sec Ond", "roles": ["social_worker"]})
+        require_staff_totp(signin_world, provider, True)
+        try:
+            self.journey(platform, client, provider, signin_world)
+        finally:
+            require_staff_totp(signin_world, provider, False)  # the other tests sign staff in without it
+
+    def journey(self, platform, client, provider, admin):
+        # 1. the OIDC sign-in lands in the pending state, which reaches nothing but the second-factor step
+        web, pending = pending_sign_in(platform, provider)
+        for path in ("/api/me", "/api/tools", TIMELINE, f"/api/cases/cases/{CASE}"):
+            assert web.get(path).status_code == 401, path
+            assert client.http.get(path, headers=bearer(pending)).status_code == 401, path
+            assert client.http.get(path, headers={"Cookie": f"fs_session={pending}; {PENDING}={pending}"}
+                                   ).status_code == 401, path
+        status = web.get("/api/second-factor")
+        assert status.status_code == 200, status.text
+        assert status.json() == {"status": "second_factor_required", "method": "totp", "enrolled": False}
+        assert client.http.get("/api/second-factor").status_code == 401  # no pending state: nothing
+        assert client.http.get("/api/second-factor", headers=bearer(pending)).status_code == 401  # cookie only
+        assert confirm(web, "123456").status_code == 409  # nothing enrolled to confirm yet
+
+        # 2. enrol, confirm: the full session, with the same cookies as a plain OIDC sign-in
+        foreign = web.post("/api/second-factor/totp", headers={"Origin": "https://evil.example"})
+        assert foreign.status_code == 403
+        enrolled = web.post("/api/second-factor/totp")
+        assert enrolled.status_code == 201, enrolled.text
+        assert enrolled.json()["otpauth_uri"].startswith("otpauth://totp/")
+        totp = pyotp.TOTP(enrolled.json()["secret"])
+        assert confirm(web, other_code(totp.now())).status_code == 422
+        first_code = totp.now()
+        done = confirm(web, first_code)
+        assert done.status_code == 200, done.text
+        assert done.json()["person"]["person_id"] == "si-second" and "token" not in done.json()
+        cookies = done.headers.get_list("set-cookie")
+        assert any(c.startswith("fs_session=") and "HttpOnly" in c for c in cookies)
+        assert any(c.startswith("fs_csrf=") for c in cookies)
+        assert PENDING not in web.cookies  # cleared
+        assert web.get("/api/me").json()["person_id"] == "si-second"
+        assert "timeline" in [t["tool_id"] for t in web.get("/api/tools").json()["items"]]
+        assert web.get(TIMELINE).status_code == 200
+        replay = client.http.post("/api/second-factor/confirm", headers={"Cookie": f"{PENDING}={pending}"},
+                                  json={"code": totp.at(time.time() + 30)})
+        assert replay.status_code == 401  # the pending state is used up
+        web.close()
+
+        # 3. a second sign-in asks for a code: a wrong one refused, the right one works, never twice
+        web, _ = pending_sign_in(platform, provider)
+        assert web.get("/api/second-factor").json()["enrolled"] is True
+        assert web.post("/api/second-factor/totp").status_code == 409  # no second enrolment over the first
+        assert confirm(web, first_code).status_code == 422  # the enrolment's code: its step is used
+        next_code = totp.at(time.time() + 30)
+        assert confirm(web, other_code(next_code)).status_code == 422
+        assert "fs_session" not in web.cookies
+        answer = confirm(web, next_code)
+        assert answer.status_code == 200, answer.text
+        assert web.get("/api/me").status_code == 200
+        web.close()
+        web, _ = pending_sign_in(platform, provider)
+        assert confirm(web, next_code).status_code == 422  # the same code again
+        assert "fs_session" not in web.cookies
+        web.close()
+
+        # 4. the requirement off: the plain OIDC flow again
+        require_staff_totp(admin, provider, False)
+        web, done = oidc_sign_in(platform, provider, SECOND_EMAIL)
+        assert done.status_code == 303 and done.headers["location"] == "/", done.text
+        assert PENDING not in web.cookies and web.get("/api/me").json()["person_id"] == "si-second"
+        web.close()
+
+
+# --- families: password reset --------------------------------------------------------------------------------------
+class TestPasswordReset:
+    def test_invited_family_member_resets_their_password(self, platform, client, worker):
+        email = "rae.si@family.example"
+        token = join(platform, client, worker, "si-reset", email, PASSWORD)
+        assert client.http.get(TIMELINE, headers=bearer(token)).status_code == 200
+        other = client.http.post("/api/session", json={"login": email, "password": PASSWORD}).json()["token"]
+
+        asked = client.http.post("/api/password-reset", json={"login": email})
+        unknown = client.http.post("/api/password-reset", json={"login": "nobody.reset@family.example"})
+        assert asked.status_code == 202 and same_answer(asked, unknown)
+        sent = [n for n in notifications(platform) if n["to"] == email and n["kind"] == "password_reset"]
+        assert len(sent) == 1 and not [n for n in notifications(platform)
+                                       if n["to"] == "nobody.reset@family.example"]
+        code = sent[-1]["personalisation"]["code"]
+
+        new_password = "willow-lantern-copper-77"
+        wrong = client.http.post("/api/password-reset/complete",
+                                 json={"login": email, "code": "AAAAA-BBBBB-CCCCC", "password": new_password})
+        assert wrong.status_code == 401
+        done = client.http.post("/api/password-reset/complete",
+                                json={"login": email, "code": code, "password": new_password})
+        assert done.status_code == 204, done.text
+        for ended in (token, other):  # every session of the person ended
+            assert client.http.get("/api/me", headers=bearer(ended)).status_code == 401
+            assert client.http.get(TIMELINE, headers=bearer(ended)).status_code == 401
+        again = client.http.post("/api/password-reset/complete",
+                                 json={"login": email, "code": code, "password": "another-" + new_password})
+        assert again.status_code == 401  # the code is used up
+        assert client.http.post("/api/session", json={"login": email, "password": PASSWORD}).status_code == 401
+        signed_in = client.http.post("/api/session", json={"login": email, "password": new_password})
+        assert signed_in.status_code == 201, signed_in.text
+        assert signed_in.json()["person"]["person_id"] == "si-reset"
+        assert client.http.get(TIMELINE, headers=bearer(signed_in.json()["token"])).status_code == 200

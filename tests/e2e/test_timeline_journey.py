@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from chassis.testing import report
+
 pytestmark = pytest.mark.e2e
 
 TIMELINE = "/api/tools/timeline/cases/{case}/entries"
@@ -192,6 +194,7 @@ class TestSwitchingTheToolOffAndOn:
         assert resp.status_code == 204
         elapsed = wait_for(lambda: parent.get(entries_path()).status_code == 404, 3)
         assert elapsed <= 1.0, f"switch-off took {elapsed:.2f}s at the gateway"
+        report(f"timeline switched off by a council admin: families get 404 after {elapsed * 1000:.0f} ms")
         assert "timeline" not in tool_ids(parent)
         off = parent.get(entries_path())
         assert off.headers["content-type"].startswith(PROBLEM)

@@ -10,11 +10,13 @@ import re
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
-from chassis.devservers import free_port, wait_until
+from chassis.devservers import create_vhost, delete_vhost, ensure_rabbitmq, free_port, wait_until
+from chassis.testing import BASE_AMQP_URI
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +31,8 @@ def start(var: Path, port: int, amqp_uri: str, log: Path, **env) -> subprocess.P
 
 
 def stop(proc: subprocess.Popen) -> int:
-    os.killpg(proc.pid, signal.SIGINT)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
     return proc.wait(60)
 
 
@@ -38,10 +41,20 @@ def curl(*args: str) -> str:
                           check=True).stdout
 
 
-def test_make_run_serves_the_demo_and_a_parent_reads_the_timeline_with_curl(tmp_path, e2e_amqp_uri):
+@pytest.fixture
+def own_amqp_uri():
+    """A virtual host of its own: sharing one with the e2e platform would make the two platforms'
+    workers compete for the same queues."""
+    ensure_rabbitmq(BASE_AMQP_URI)
+    vhost = f"fs-makerun-{uuid.uuid4().hex[:8]}"
+    yield create_vhost(BASE_AMQP_URI, vhost)
+    delete_vhost(vhost)
+
+
+def test_make_run_serves_the_demo_and_a_parent_reads_the_timeline_with_curl(tmp_path, own_amqp_uri):
     var, port = tmp_path / "var", free_port()
     log = tmp_path / "run.log"
-    proc = start(var, port, e2e_amqp_uri, log)
+    proc = start(var, port, own_amqp_uri, log)
     try:
         wait_until(lambda: "Ctrl-C stops everything" in log.read_text() or proc.poll() is not None, 240,
                    "make run ready")
@@ -68,7 +81,7 @@ def test_make_run_serves_the_demo_and_a_parent_reads_the_timeline_with_curl(tmp_
 
     # a second run reuses the data kept under var/
     log2 = tmp_path / "run2.log"
-    proc = start(var, port, e2e_amqp_uri, log2, FS_TOOLS="timeline")
+    proc = start(var, port, own_amqp_uri, log2, FS_TOOLS="timeline")
     try:
         wait_until(lambda: "Ctrl-C stops everything" in log2.read_text() or proc.poll() is not None, 240,
                    "second make run ready")

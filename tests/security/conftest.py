@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from secworld import plant, switch_everything_on
 
+from chassis.testing import report
+
 
 @pytest.fixture(scope="session")
 def planted(platform, client, sessions, world):
@@ -18,6 +20,6 @@ def planted(platform, client, sessions, world):
         "script": admin.ok("GET", "/api/tools/referrals/settings/conversation-script").json(),
         "sign_in": admin.ok("GET", "/api/catalogue/councils/council-a/sign-in").json(),
     }
-    print(f"\nplanted {len(planted.records)} records with unique markers "
+    report(f"planted {len(planted.records)} records with unique markers "
           f"({len({(r.tool, r.obj) for r in planted.records})} tool x object pairs)")
     return planted

@@ -202,6 +202,11 @@ COVERED: dict[str, tuple[Policy, str | None]] = {
     "gateway.signin_api.issue_token": (public, None),
     "gateway.signin_api.start_totp": (signed_in, None),
     "gateway.signin_api.confirm_totp": (signed_in, None),
+    # the second factor a council requires of staff after OIDC: reachable without a session, but only with
+    # the pending second-factor cookie of an OIDC callback, which no caller of the matrix holds
+    "gateway.signin_api.second_factor_status": (never, None),
+    "gateway.signin_api.second_factor_enrol": (never, None),
+    "gateway.signin_api.second_factor_confirm": (never, None),
     "gateway.signin_api.create_invitation": (council_staff, None),
     "gateway.signin_api.put_staff_account": (admin_of, None),
     "gateway.signin_api.put_person_status": (admin_of, None),

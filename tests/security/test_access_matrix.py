@@ -31,6 +31,8 @@ from secworld import (
     resolve,
 )
 
+from chassis.testing import report
+
 pytestmark = pytest.mark.e2e
 
 # operations that may be under either name while the sign-in work lands (gateway.api -> gateway.signin_api)
@@ -225,7 +227,7 @@ def test_access_matrix(planted, client, sessions, world):
     for a in allowed_writes:  # these may widen an audience: only markers of other cases count as leaks here
         run(a, True)
 
-    print(f"\naccess matrix: {len(attempts)} combinations tried ({len(ops)} operations x {len(people)} roles x "
+    report(f"access matrix: {len(attempts)} combinations tried ({len(ops)} operations x {len(people)} roles x "
           f"{len(OBJECTS)} objects, record variants {VARIANTS}); {len(reads)} reads, {len(denied_writes)} refused "
           f"writes, {len(allowed_writes)} permitted writes; statuses {dict(sorted(statuses.items()))}; "
           f"{len(seen)}/{sum(not r.owner_only for r in planted.records)} markers seen by allowed callers; "

@@ -10,6 +10,7 @@ import pytest
 
 from chassis.identity import Identity
 from chassis.jsonguard import MAX_JSON_DEPTH, json_depth
+from chassis.testing import report
 from chassis.tokens import TokenMinter, load_signing_keys
 from gateway.proxy import security_headers
 
@@ -129,7 +130,7 @@ def test_security_headers_on_every_gateway_answer(client, sessions, planted):
     for where, resp in answers.items():
         if resp is not None:
             _assert_secured(resp, where)
-    print(f"\nsecurity headers checked on {sum(1 for r in answers.values() if r is not None)} kinds of answer")
+    report(f"security headers checked on {sum(1 for r in answers.values() if r is not None)} kinds of answer")
 
 
 def test_cors_is_closed(client, sessions):

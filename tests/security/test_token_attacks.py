@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
 from chassis.identity import Identity
+from chassis.testing import report
 from chassis.tokens import TokenMinter, load_signing_keys
 
 pytestmark = pytest.mark.e2e
@@ -132,13 +133,13 @@ def test_services_refuse_every_forged_token(platform, keys):
                     accepted.append(f"{service}: {name} -> {resp.status_code} {resp.text[:120]}")
                 else:
                     refused += 1
-    print(f"\ntoken attacks on the services directly: {tried} tried "
+    report(f"token attacks on the services directly: {tried} tried "
           f"({len(forged_tokens(keys, 'x'))} variants x {len(PROBES)} services), {refused} refused (401), "
           f"{len(accepted)} accepted")
     assert not accepted, "\n".join(accepted)
 
 
-def test_gateway_refuses_every_forged_token_as_bearer(platform, keys, client):
+def test_gateway_refuses_every_forged_token_as_bearer(platform, keys, client, sessions):
     minter = TokenMinter(keys, issuer=ISSUER, lifetime=30)
     variants = {**forged_tokens(keys, "timeline"),
                 "a valid internal token (services' tokens are no sessions)": minter.mint("timeline", worker_claims()),
@@ -148,15 +149,23 @@ def test_gateway_refuses_every_forged_token_as_bearer(platform, keys, client):
     assert session.get("/api/me").status_code == 200
     session.sign_out()
     variants["the session token of a signed-out person"] = session.token
+    # a disabled person's session token: a council admin disables the carer after they signed in
+    carer, admin = client.sign_in("carer.a"), sessions("admin.a")
+    assert carer.get("/api/me").status_code == 200
+    admin.ok("PUT", "/api/admin/people/cam/status", json={"disabled": True})
+    variants["the session token of a disabled person"] = carer.token
     accepted, tried = [], 0
-    with httpx.Client(base_url=platform.gateway_url, timeout=10) as http:
-        for name, token in variants.items():
-            for path in GATEWAY_PROBES:
-                tried += 1
-                resp = http.get(path, headers={"Authorization": "Bearer " + token})
-                if resp.status_code != 401:
-                    accepted.append(f"{path}: {name} -> {resp.status_code} {resp.text[:120]}")
-    print(f"\ntoken attacks on the gateway: {tried} tried ({len(variants)} variants x {len(GATEWAY_PROBES)} "
+    try:
+        with httpx.Client(base_url=platform.gateway_url, timeout=10) as http:
+            for name, token in variants.items():
+                for path in GATEWAY_PROBES:
+                    tried += 1
+                    resp = http.get(path, headers={"Authorization": "Bearer " + token})
+                    if resp.status_code != 401:
+                        accepted.append(f"{path}: {name} -> {resp.status_code} {resp.text[:120]}")
+    finally:
+        admin.ok("PUT", "/api/admin/people/cam/status", json={"disabled": False})
+    report(f"token attacks on the gateway: {tried} tried ({len(variants)} variants x {len(GATEWAY_PROBES)} "
           f"paths), {len(accepted)} accepted")
     assert not accepted, "\n".join(accepted)
 

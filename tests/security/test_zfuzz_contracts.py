@@ -30,6 +30,7 @@ from schemathesis.checks import (
 from secworld import CONTRACTS
 
 from chassis.identity import Identity
+from chassis.testing import report as report_figure
 from chassis.tokens import TokenMinter, load_signing_keys
 
 pytestmark = pytest.mark.e2e
@@ -106,7 +107,7 @@ def report(name: str, counts: dict, failures: list[str]) -> None:
         TOTALS["operations"] += len(counts)
         TOTALS["examples"] += sum(counts.values())
     low = {k: v for k, v in counts.items() if v < EXAMPLES}
-    print(f"\nfuzz {name}: {len(counts)} operations, {sum(counts.values())} examples "
+    report_figure(f"fuzz {name}: {len(counts)} operations, {sum(counts.values())} examples "
           f"(min {min(counts.values(), default=0)} per operation, {'each' if EACH_ROLE else 'taking turns'}: "
           f"{', '.join(ROLES)}); {len(failures)} failures; running total {TOTALS['examples']} examples over "
           f"{TOTALS['operations']} operations")

@@ -17,7 +17,7 @@ from chassis.config import Settings
 from chassis.devservers import Proc, wait_until
 from chassis.identity import Identity
 from chassis.outbox import Outbox, OutboxRelay, event_exchange, make_envelope
-from chassis.testing import unique_db
+from chassis.testing import report, unique_db
 from timeline.app import create_app
 
 pytestmark = pytest.mark.integration
@@ -148,6 +148,10 @@ class TestStoriesFromEvents:
         assert len(entries) == 1000, worker.tail()
         assert {e["source"]["event_id"] for e in entries} == set(ids)
         assert db["processed_events"].count_documents({"_id": {"$in": ids}}) == 1000
+        report(f"1,000 events with the broker's connections cut twice: {len(entries)} timeline entries, "
+               f"{len(entries) - len({e['source']['event_id'] for e in entries})} duplicated, "
+               f"{1000 - len({e['source']['event_id'] for e in entries})} lost; relay reconnected "
+               f"{relay.failures} time(s)")
         # and the family sees them through the API
         page = api_get(world, "/cases/bulk-3/entries", "mum", {"bulk-3": "parent"}, limit=100).json()
         assert len(page["items"]) == 100 and page["items"][0]["source"]["service"] == "cases"
