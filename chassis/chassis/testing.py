@@ -80,3 +80,23 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("figures measured in this run")
         for line in _FIGURES:
             terminalreporter.write_line(line)
+
+
+class ServiceCaller:
+    """Calls an in-process service app (``app.test_client()``) as ``who``, with a freshly minted
+    internal token for that service on every request."""
+
+    service = ""
+
+    def __init__(self, http, minter: TokenMinter, who):
+        self.http, self.minter, self.who = http, minter, who
+
+    def __call__(self, method: str, path: str, **kwargs):
+        headers = {"Authorization": "Bearer " + self.minter.mint(self.service, self.who.to_claims()),
+                   **kwargs.pop("headers", {})}
+        return self.http.request(method, path, headers=headers, **kwargs)
+
+
+def caller_for(service: str) -> type[ServiceCaller]:
+    """A ``ServiceCaller`` class bound to one service (its tests subclass it to add helpers)."""
+    return type(f"{service.capitalize()}Caller", (ServiceCaller,), {"service": service})

@@ -12,11 +12,13 @@ import hashlib
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol, TypeVar
 
-from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES, Identity
+from chassis.audience import Viewer
+from chassis.audience import can_see as audience_can_see
+from chassis.audience import viewer_on as audience_viewer_on
+from chassis.identity import STAFF_CASE_ROLES, Identity
 from chassis.problems import (
     Conflict,
     DomainError,
@@ -61,25 +63,9 @@ class ScannerUnavailable(ServiceUnavailable):
     """The malware scanner is configured but cannot answer: nothing is stored (fail closed)."""
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """A person looking at one case: who they are, their council, their role on the case."""
-
-    person_id: str
-    council_id: str
-    role: str
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in STAFF_CASE_ROLES
-
-
 def viewer_on(who: Identity, case_id: str) -> Viewer:
     """The caller as a viewer of ``case_id``; 404 when they hold no role on it (never reveal it exists)."""
-    role = who.case_role(case_id)
-    if not who.is_person or not who.council_id or role not in STAFF_CASE_ROLES | FAMILY_CASE_ROLES:
-        raise NotFound(NOT_FOUND)
-    return Viewer(person_id=who.subject, council_id=who.council_id, role=role)
+    return audience_viewer_on(who, case_id, NOT_FOUND)
 
 
 # --- the visibility rule ------------------------------------------------------------------------------
@@ -90,23 +76,9 @@ def can_see(document: dict[str, Any], person_id: str, role: str | None, include_
     the family side sees audience "case" unless excluded, "named" only when listed and not excluded,
     never "staff". A deleted document is seen by nobody, except staff who ask for deleted ones.
     """
-    if role is None:
-        return False
     if document.get("deleted") and not (include_deleted and role in STAFF_CASE_ROLES):
         return False
-    if (document.get("uploaded_by") or {}).get("person_id") == person_id:
-        return True
-    audience = document["audience"]
-    if person_id in audience.get("exclude", ()):
-        return False
-    if role in STAFF_CASE_ROLES:
-        return True
-    if role in FAMILY_CASE_ROLES:
-        if audience["kind"] == "case":
-            return True
-        if audience["kind"] == "named":
-            return person_id in audience.get("people", ())
-    return False
+    return audience_can_see(document["audience"], person_id, role, (document.get("uploaded_by") or {}).get("person_id"))
 
 
 def sees_audience_details(document: dict[str, Any], viewer: Viewer) -> bool:

@@ -21,6 +21,7 @@ from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
+from chassis.audience import NOBODY, audience_filter
 from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES
 from chassis.mongo import in_transaction
 from chassis.outbox import Outbox
@@ -35,7 +36,6 @@ from .domain import (
     Viewer,
 )
 
-NOBODY = {"_id": {"$exists": False}}  # matches no document
 BUCKET = "content"
 CHUNK_SIZE = 255 * 1024
 READ_BATCH = 4  # chunks a download cursor fetches at a time (~1 MB)
@@ -43,18 +43,12 @@ READ_BATCH = 4  # chunks a download cursor fetches at a time (~1 MB)
 
 def visibility_filter(person_id: str, role: str | None, include_deleted: bool = False) -> dict[str, Any]:
     """The Mongo condition for "``person_id`` with ``role`` on the case may see this document"."""
-    not_excluded = {"audience.exclude": {"$nin": [person_id]}}
-    own = {"uploaded_by.person_id": person_id}
+    seen = audience_filter(person_id, role, author_field="uploaded_by.person_id")
     live = {"deleted": None}
     if role in STAFF_CASE_ROLES:
-        seen = {"$or": [own, not_excluded]}
         return seen if include_deleted else {"$and": [live, seen]}
     if role in FAMILY_CASE_ROLES:
-        return {"$and": [live, {"$or": [
-            own,
-            {"audience.kind": "case", **not_excluded},
-            {"audience.kind": "named", "audience.people": person_id, **not_excluded},
-        ]}]}
+        return {"$and": [live, seen]}
     return NOBODY
 
 

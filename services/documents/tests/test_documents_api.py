@@ -15,7 +15,7 @@ from pymongo import MongoClient
 from chassis.config import Settings
 from chassis.identity import Identity
 from chassis.outbox import validate_event
-from chassis.testing import unique_db
+from chassis.testing import caller_for, unique_db
 from documents.app import create_app
 from documents.domain import can_see
 from documents.store import visibility_filter
@@ -37,14 +37,8 @@ def identity(person_id: str, cases: dict[str, str] | None = None, council: str =
                     audience="staff" if staff else "families", cases=cases, client_ip="10.0.0.9")
 
 
-class Caller:
-    def __init__(self, http, minter, who: Identity):
-        self.http, self.minter, self.who = http, minter, who
-
-    def __call__(self, method: str, path: str, **kwargs):
-        headers = {"Authorization": "Bearer " + self.minter.mint("documents", self.who.to_claims()),
-                   **kwargs.pop("headers", {})}
-        return self.http.request(method, path, headers=headers, **kwargs)
+class Caller(caller_for("documents")):
+    """Calls the in-process documents app as one identity."""
 
     def upload(self, data: bytes, filename: str | None = "report.pdf", case_id: str = CASE, **params):
         if filename is not None:

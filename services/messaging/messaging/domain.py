@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from chassis.audience import Viewer
+from chassis.audience import can_see as audience_can_see
+from chassis.audience import viewer_on as audience_viewer_on
 from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES, Identity
 from chassis.problems import (
     DomainError,
@@ -40,23 +43,6 @@ Composed = tuple[dict[str, Any], dict[str, Any], list[str], list["OutgoingEvent"
 
 
 @dataclass(frozen=True)
-class Viewer:
-    """A person looking at one case: who they are, their council, their role on the case."""
-
-    person_id: str
-    council_id: str
-    role: str
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in STAFF_CASE_ROLES
-
-    @property
-    def is_family(self) -> bool:
-        return self.role in FAMILY_CASE_ROLES
-
-
-@dataclass(frozen=True)
 class OutgoingEvent:
     """An event to write to the outbox in the same transaction as the change it describes."""
 
@@ -67,10 +53,7 @@ class OutgoingEvent:
 
 def viewer_on(who: Identity, case_id: str) -> Viewer:
     """The caller as a viewer of ``case_id``; 404 when they hold no role on it (never reveal it exists)."""
-    role = who.case_role(case_id)
-    if not who.is_person or not who.council_id or role not in STAFF_CASE_ROLES | FAMILY_CASE_ROLES:
-        raise NotFound(NOT_FOUND)
-    return Viewer(person_id=who.subject, council_id=who.council_id, role=role)
+    return audience_viewer_on(who, case_id, NOT_FOUND)
 
 
 def person_cases(who: Identity) -> tuple[str, dict[str, str]]:
@@ -88,21 +71,7 @@ def can_see_thread(thread: dict[str, Any], person_id: str, role: str | None) -> 
     sees it; staff on the case see everything except where excluded; a
     family-side member sees a "named" audience only when listed.
     """
-    if role is None:
-        return False
-    if (thread.get("started_by") or {}).get("person_id") == person_id:
-        return True
-    audience = thread["audience"]
-    if person_id in audience.get("exclude", ()):
-        return False
-    if role in STAFF_CASE_ROLES:
-        return True
-    if role in FAMILY_CASE_ROLES:
-        if audience["kind"] == "case":
-            return True
-        if audience["kind"] == "named":
-            return person_id in audience.get("people", ())
-    return False
+    return audience_can_see(thread["audience"], person_id, role, (thread.get("started_by") or {}).get("person_id"))
 
 
 def participants_of(thread: dict[str, Any]) -> list[str]:

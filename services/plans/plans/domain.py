@@ -17,11 +17,13 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar
 
-from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES, Identity
+from chassis.audience import Viewer
+from chassis.audience import can_see as audience_can_see
+from chassis.audience import viewer_on as audience_viewer_on
+from chassis.identity import FAMILY_CASE_ROLES, Identity
 from chassis.problems import (
     Conflict,
     DomainError,
@@ -49,29 +51,9 @@ NOT_FOUND = "There is no such case or plan, or it is not yours to see."
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """A person looking at one case: who they are, their council, their role on the case."""
-
-    person_id: str
-    council_id: str
-    role: str
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in STAFF_CASE_ROLES
-
-    @property
-    def is_family(self) -> bool:
-        return self.role in FAMILY_CASE_ROLES
-
-
 def viewer_on(who: Identity, case_id: str) -> Viewer:
     """The caller as a viewer of ``case_id``; 404 when they hold no role on it (never reveal it exists)."""
-    role = who.case_role(case_id)
-    if not who.is_person or not who.council_id or role not in STAFF_CASE_ROLES | FAMILY_CASE_ROLES:
-        raise NotFound(NOT_FOUND)
-    return Viewer(person_id=who.subject, council_id=who.council_id, role=role)
+    return audience_viewer_on(who, case_id, NOT_FOUND)
 
 
 # --- the visibility rule --------------------------------------------------------------------------
@@ -83,21 +65,10 @@ def can_see(plan: dict[str, Any], person_id: str, role: str | None) -> bool:
     it is published, and then as its audience says: "case" unless excluded,
     "named" only when listed and not excluded, never "staff".
     """
-    if role is None:
-        return False
-    if (plan.get("created_by") or {}).get("person_id") == person_id:
-        return True
-    audience = plan["audience"]
-    if person_id in audience.get("exclude", ()):
-        return False
-    if role in STAFF_CASE_ROLES:
-        return True
-    if role in FAMILY_CASE_ROLES and plan.get("current_version", 0) >= 1:
-        if audience["kind"] == "case":
-            return True
-        if audience["kind"] == "named":
-            return person_id in audience.get("people", ())
-    return False
+    author_id = (plan.get("created_by") or {}).get("person_id")
+    if role in FAMILY_CASE_ROLES and plan.get("current_version", 0) < 1:
+        return author_id == person_id  # a draft: staff and its author only
+    return audience_can_see(plan["audience"], person_id, role, author_id)
 
 
 def sees_audience_details(plan: dict[str, Any], viewer: Viewer) -> bool:

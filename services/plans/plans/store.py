@@ -15,7 +15,8 @@ from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
-from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES
+from chassis.audience import audience_filter
+from chassis.identity import FAMILY_CASE_ROLES
 from chassis.mongo import in_transaction
 from chassis.outbox import Outbox
 from chassis.problems import Conflict
@@ -23,7 +24,6 @@ from chassis.problems import Conflict
 from .domain import AbstractPlanStore, Viewer
 
 SERVICE = "plans"
-NOBODY = {"_id": {"$exists": False}}  # matches no document
 # record kind -> (collection, id field, order)
 RECORDS = {
     "version": ("versions", "version_id", [("number", ASCENDING)]),
@@ -35,18 +35,11 @@ RECORDS = {
 
 def visibility_filter(person_id: str, role: str | None) -> dict[str, Any]:
     """The Mongo condition for "``person_id`` with ``role`` on the case may see this plan"."""
-    not_excluded = {"audience.exclude": {"$nin": [person_id]}}
-    own = {"created_by.person_id": person_id}
-    if role in STAFF_CASE_ROLES:
-        return {"$or": [own, not_excluded]}
-    if role in FAMILY_CASE_ROLES:
+    own = "created_by.person_id"
+    if role in FAMILY_CASE_ROLES:  # the family side never sees a draft, unless they wrote it
         published = {"current_version": {"$gte": 1}}
-        return {"$or": [
-            own,
-            {"audience.kind": "case", **published, **not_excluded},
-            {"audience.kind": "named", "audience.people": person_id, **published, **not_excluded},
-        ]}
-    return NOBODY
+        return {"$or": [{own: person_id}, {**published, **audience_filter(person_id, role, author_field=None)}]}
+    return audience_filter(person_id, role, author_field=own)
 
 
 def _out(doc: dict[str, Any], id_field: str) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from chassis.audience import can_see as audience_can_see
+from chassis.audience import case_role_of
 from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES, Identity
 from chassis.problems import (
     Conflict,
@@ -87,9 +89,7 @@ class Viewer:
 
 def viewer_on(who: Identity, case_id: str) -> Viewer:
     """The caller as a viewer of ``case_id``; 404 when they hold no role on it (never reveal it exists)."""
-    role = who.case_role(case_id)
-    if not who.is_person or not who.council_id or role not in STAFF_CASE_ROLES | FAMILY_CASE_ROLES:
-        raise NotFound(NOT_FOUND)
+    role = case_role_of(who, case_id, NOT_FOUND)
     return Viewer(person_id=who.subject, council_id=who.council_id, role=role, council_roles=who.roles)
 
 
@@ -109,21 +109,7 @@ def can_see(referral: dict[str, Any], person_id: str, role: str | None) -> bool:
     unless excluded, "named" only when listed and not excluded, never "staff"
     (the default: families see a referral only once staff share it).
     """
-    if role is None:
-        return False
-    if (referral.get("referrer") or {}).get("person_id") == person_id:
-        return True
-    audience = referral["audience"]
-    if person_id in audience.get("exclude", ()):
-        return False
-    if role in STAFF_CASE_ROLES:
-        return True
-    if role in FAMILY_CASE_ROLES:
-        if audience["kind"] == "case":
-            return True
-        if audience["kind"] == "named":
-            return person_id in audience.get("people", ())
-    return False
+    return audience_can_see(referral["audience"], person_id, role, (referral.get("referrer") or {}).get("person_id"))
 
 
 def normalise_audience(raw: dict[str, Any] | None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from referrals_fakes import (
 
 from chassis.config import Settings
 from chassis.outbox import make_envelope, validate_event
-from chassis.testing import unique_db
+from chassis.testing import caller_for, unique_db
 from referrals.app import create_app
 from referrals.domain import can_see
 from referrals.store import MongoReferralStore
@@ -51,14 +51,8 @@ def env(mongo_uri, jwks_path, minter):
     client.close()
 
 
-class Caller:
-    def __init__(self, http, minter, who):
-        self.http, self.minter, self.who = http, minter, who
-
-    def __call__(self, method, path, **kwargs):
-        headers = {"Authorization": "Bearer " + self.minter.mint("referrals", self.who.to_claims()),
-                   **kwargs.pop("headers", {})}
-        return self.http.request(method, path, headers=headers, **kwargs)
+class Caller(caller_for("referrals")):
+    """Calls the in-process referrals app as one identity."""
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pymongo import MongoClient
 
 from chassis.config import Settings
 from chassis.identity import Identity
-from chassis.testing import unique_db
+from chassis.testing import caller_for, unique_db
 from timeline.app import create_app
 from timeline.domain import can_see, new_id
 
@@ -41,14 +41,8 @@ def identity(person_id: str, cases: dict[str, str] | None = None, council: str =
                     audience="staff" if staff else "families", cases=cases, client_ip="10.0.0.9")
 
 
-class Caller:
-    def __init__(self, http, minter, who: Identity):
-        self.http, self.minter, self.who = http, minter, who
-
-    def __call__(self, method: str, path: str, **kwargs):
-        headers = {"Authorization": "Bearer " + self.minter.mint("timeline", self.who.to_claims()),
-                   **kwargs.pop("headers", {})}
-        return self.http.request(method, path, headers=headers, **kwargs)
+class Caller(caller_for("timeline")):
+    """Calls the in-process timeline app as one identity."""
 
 
 @pytest.fixture(scope="module")

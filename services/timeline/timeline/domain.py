@@ -10,11 +10,13 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES, Identity
+from chassis.audience import Viewer
+from chassis.audience import can_see as audience_can_see
+from chassis.audience import viewer_on as audience_viewer_on
+from chassis.identity import FAMILY_CASE_ROLES, Identity
 from chassis.problems import (
     Conflict,
     DomainError,
@@ -38,32 +40,12 @@ NOT_FOUND = "There is no such case or entry, or it is not yours to see."
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """A person looking at one case: who they are, their council, their role on the case."""
-
-    person_id: str
-    council_id: str
-    role: str
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in STAFF_CASE_ROLES
-
-    @property
-    def is_family(self) -> bool:
-        return self.role in FAMILY_CASE_ROLES
-
-
 def viewer_on(who: Identity, case_id: str) -> Viewer:
     """The caller as a viewer of ``case_id``; 404 when they hold no role on it (never reveal it exists)."""
-    role = who.case_role(case_id)
-    if not who.is_person or not who.council_id or role not in STAFF_CASE_ROLES | FAMILY_CASE_ROLES:
-        raise NotFound(NOT_FOUND)
-    return Viewer(person_id=who.subject, council_id=who.council_id, role=role)
+    return audience_viewer_on(who, case_id, NOT_FOUND)
 
 
-# --- the visibility rule --------------------------------------------------------------------------
+# --- the visibility rule (the platform's audience rule, ``chassis.audience``) ------------------------
 def can_see(entry: dict[str, Any], person_id: str, role: str | None) -> bool:
     """Whether a person with ``role`` on the entry's case sees it.
 
@@ -71,22 +53,7 @@ def can_see(entry: dict[str, Any], person_id: str, role: str | None) -> bool:
     except where they are excluded. A family-side member sees audience "case"
     unless excluded, "named" only when listed and not excluded, never "staff".
     """
-    if role is None:
-        return False
-    author = entry.get("author") or {}
-    if author.get("person_id") == person_id:
-        return True
-    audience = entry["audience"]
-    if person_id in audience.get("exclude", ()):
-        return False
-    if role in STAFF_CASE_ROLES:
-        return True
-    if role in FAMILY_CASE_ROLES:
-        if audience["kind"] == "case":
-            return True
-        if audience["kind"] == "named":
-            return person_id in audience.get("people", ())
-    return False
+    return audience_can_see(entry["audience"], person_id, role, (entry.get("author") or {}).get("person_id"))
 
 
 def sees_audience_details(entry: dict[str, Any], viewer: Viewer) -> bool:

@@ -12,30 +12,18 @@ from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
+from chassis.audience import audience_filter
 from chassis.events import process_once
-from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES
 from chassis.mongo import in_transaction
 from chassis.paging import encode_cursor, newest_first_filter
 from chassis.problems import NotFound
 
 from .domain import NOT_FOUND, AbstractEntryStore, Viewer
 
-NOBODY = {"_id": {"$exists": False}}  # matches no document
-
 
 def visibility_filter(person_id: str, role: str | None) -> dict[str, Any]:
     """The Mongo condition for "``person_id`` with ``role`` on the case may see this entry"."""
-    not_excluded = {"audience.exclude": {"$nin": [person_id]}}
-    own = {"author.person_id": person_id}
-    if role in STAFF_CASE_ROLES:
-        return {"$or": [own, not_excluded]}
-    if role in FAMILY_CASE_ROLES:
-        return {"$or": [
-            own,
-            {"audience.kind": "case", **not_excluded},
-            {"audience.kind": "named", "audience.people": person_id, **not_excluded},
-        ]}
-    return NOBODY
+    return audience_filter(person_id, role, author_field="author.person_id")
 
 
 def _to_entry(doc: dict[str, Any]) -> dict[str, Any]:
