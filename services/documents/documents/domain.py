@@ -18,10 +18,10 @@ from typing import IO, Any, Protocol, TypeVar
 from chassis.audience import Viewer
 from chassis.audience import can_see as audience_can_see
 from chassis.audience import viewer_on as audience_viewer_on
+from chassis.audited import audited
 from chassis.identity import STAFF_CASE_ROLES, Identity
 from chassis.problems import (
     Conflict,
-    DomainError,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -254,16 +254,7 @@ class Documents:
 
     def _audited(self, who: Identity, action: str, case_id: str, record_id: str | None,
                  fn: Callable[[], T]) -> T:
-        try:
-            result = fn()
-        except DomainError as exc:
-            self.audit.record(who, action, case_id=case_id, record_id=record_id, outcome=exc.slug)
-            raise
-        made = result[0] if isinstance(result, tuple) else result
-        if record_id is None and isinstance(made, dict):
-            record_id = made.get("document_id")
-        self.audit.record(who, action, case_id=case_id, record_id=record_id)
-        return result
+        return audited(self.audit, who, action, case_id, record_id, fn, "document_id")
 
     def _visible(self, viewer: Viewer, case_id: str, document_id: str,
                  include_deleted: bool = False) -> dict[str, Any]:

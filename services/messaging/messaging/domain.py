@@ -21,9 +21,9 @@ from typing import Any, Protocol, TypeVar
 from chassis.audience import Viewer
 from chassis.audience import can_see as audience_can_see
 from chassis.audience import viewer_on as audience_viewer_on
+from chassis.audited import audited
 from chassis.identity import FAMILY_CASE_ROLES, STAFF_CASE_ROLES, Identity
 from chassis.problems import (
-    DomainError,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -286,16 +286,7 @@ class Messaging:
 
     def _audited(self, who: Identity, action: str, case_id: str | None, record_id: str | None,
                  fn: Callable[[], T]) -> T:
-        try:
-            result = fn()
-        except DomainError as exc:
-            self.audit.record(who, action, case_id=case_id, record_id=record_id, outcome=exc.slug)
-            raise
-        made = result[0] if isinstance(result, tuple) else result
-        if record_id is None and isinstance(made, dict):
-            record_id = made.get("thread_id")
-        self.audit.record(who, action, case_id=case_id, record_id=record_id)
-        return result
+        return audited(self.audit, who, action, case_id, record_id, fn, "thread_id")
 
     def _thread(self, viewer: Viewer, case_id: str, thread_id: str) -> dict[str, Any]:
         thread = self.store.visible_thread(viewer, case_id, thread_id)

@@ -23,10 +23,10 @@ from typing import Any, Protocol, TypeVar
 from chassis.audience import Viewer
 from chassis.audience import can_see as audience_can_see
 from chassis.audience import viewer_on as audience_viewer_on
+from chassis.audited import audited
 from chassis.identity import FAMILY_CASE_ROLES, Identity
 from chassis.problems import (
     Conflict,
-    DomainError,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -307,16 +307,7 @@ class Plans:
         self.make_id = make_id
 
     def _audited(self, who: Identity, action: str, case_id: str, record_id: str | None, fn: Callable[[], T]) -> T:
-        try:
-            result = fn()
-        except DomainError as exc:
-            self.audit.record(who, action, case_id=case_id, record_id=record_id, outcome=exc.slug)
-            raise
-        made = result[0] if isinstance(result, tuple) else result
-        if record_id is None and isinstance(made, dict):
-            record_id = made.get("plan_id")
-        self.audit.record(who, action, case_id=case_id, record_id=record_id)
-        return result
+        return audited(self.audit, who, action, case_id, record_id, fn, "plan_id")
 
     def _visible(self, viewer: Viewer, case_id: str, plan_id: str) -> dict[str, Any]:
         plan = self.store.visible_plan(viewer, case_id, plan_id)

@@ -16,10 +16,10 @@ from typing import Any, Protocol, TypeVar
 from chassis.audience import Viewer
 from chassis.audience import can_see as audience_can_see
 from chassis.audience import viewer_on as audience_viewer_on
+from chassis.audited import audited
 from chassis.identity import FAMILY_CASE_ROLES, Identity
 from chassis.problems import (
     Conflict,
-    DomainError,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -188,16 +188,7 @@ class Timeline:
 
     def _audited(self, who: Identity, action: str, case_id: str, record_id: str | None,
                  fn: Callable[[], T]) -> T:
-        try:
-            result = fn()
-        except DomainError as exc:
-            self.audit.record(who, action, case_id=case_id, record_id=record_id, outcome=exc.slug)
-            raise
-        made = result[0] if isinstance(result, tuple) else result
-        if record_id is None and isinstance(made, dict):
-            record_id = made.get("entry_id")
-        self.audit.record(who, action, case_id=case_id, record_id=record_id)
-        return result
+        return audited(self.audit, who, action, case_id, record_id, fn, "entry_id")
 
     def _visible(self, viewer: Viewer, case_id: str, entry_id: str) -> dict[str, Any]:
         entry = self.store.visible_entry(viewer, case_id, entry_id)
